@@ -1,0 +1,197 @@
+//! Every configuration key theia knows, with its default and its meaning.
+//! `deploy/*.yaml` documents the same keys; a test keeps the two in step.
+
+/// One known configuration key.
+#[derive(Debug, Clone, Copy)]
+pub struct KeySpec {
+    /// The key as written in files (`data_dir`); `THEIA_DATA_DIR` in the environment.
+    pub name: &'static str,
+    /// The value when nothing sets it; `None` when there is no default.
+    pub default: Option<&'static str>,
+    /// Printed redacted by `theia config show`.
+    pub secret: bool,
+    /// Which programs read it.
+    pub used_by: &'static str,
+    /// What it does.
+    pub doc: &'static str,
+}
+
+const fn key(
+    name: &'static str,
+    default: Option<&'static str>,
+    used_by: &'static str,
+    doc: &'static str,
+) -> KeySpec {
+    KeySpec {
+        name,
+        default,
+        secret: false,
+        used_by,
+        doc,
+    }
+}
+
+/// All known keys, in the order `theia config show` prints them.
+pub const KEYS: &[KeySpec] = &[
+    key(
+        "manager",
+        Some("http://127.0.0.1:7070"),
+        "theia",
+        "manager the CLI talks to",
+    ),
+    key(
+        "output",
+        Some("table"),
+        "theia",
+        "CLI output format: table or json",
+    ),
+    key(
+        "listen",
+        Some("127.0.0.1:7070"),
+        "theia-manager",
+        "address the gRPC API listens on",
+    ),
+    key(
+        "data_dir",
+        Some("/var/lib/theia"),
+        "theia-manager",
+        "where the embedded store keeps its data",
+    ),
+    key(
+        "manager_id",
+        None,
+        "theia-manager",
+        "this manager's id; generated once and kept in data_dir when unset",
+    ),
+    KeySpec {
+        secret: true,
+        ..key(
+            "secret",
+            None,
+            "theia-manager",
+            "cluster secret that encrypts what is stored in Redis",
+        )
+    },
+    KeySpec {
+        secret: true,
+        ..key(
+            "redis",
+            None,
+            "theia-manager",
+            "Redis URL of a manager cluster's store (redis://host:port)",
+        )
+    },
+    key(
+        "clock_offset",
+        Some("1.0"),
+        "theia-manager",
+        "seconds a peer's clock may run ahead before its writes are refused (also CLOCK_OFFSET)",
+    ),
+    key(
+        "sync_delta",
+        Some("180"),
+        "theia-manager",
+        "seconds between synchronisations of coalesced changes (also SYNC_DELTA)",
+    ),
+    key(
+        "sync_max",
+        Some("1000"),
+        "theia-manager",
+        "pending changes that force a synchronisation sooner (also SYNC_MAX)",
+    ),
+    key(
+        "heartbeat_interval",
+        Some("5s"),
+        "theia-manager",
+        "how often agents send a heartbeat",
+    ),
+    key(
+        "report_interval",
+        Some("30s"),
+        "theia-manager",
+        "how often agents report their inventory",
+    ),
+    key(
+        "suspect_after",
+        Some("15s"),
+        "theia-manager",
+        "silence after which a datacenter is suspect",
+    ),
+    key(
+        "down_after",
+        Some("60s"),
+        "theia-manager",
+        "silence after which a datacenter is down",
+    ),
+    key(
+        "log",
+        Some("info"),
+        "all",
+        "log filter, e.g. info or theia_manager=debug",
+    ),
+    key(
+        "managers",
+        Some("http://127.0.0.1:7070"),
+        "theia-agent",
+        "managers to connect to, tried in order",
+    ),
+    key(
+        "dc",
+        None,
+        "theia-agent",
+        "id of the datacenter this agent speaks for",
+    ),
+    key(
+        "labels",
+        None,
+        "theia-agent",
+        "labels of the datacenter, e.g. region=eu,tier=core",
+    ),
+    key(
+        "driver",
+        Some("host"),
+        "theia-agent",
+        "how the agent reaches the management plane: static or host",
+    ),
+    key(
+        "inventory",
+        None,
+        "theia-agent",
+        "static driver: total per class, e.g. compute.vcpu=512,compute.memory=2Ti",
+    ),
+    key(
+        "state_dir",
+        Some("/var/lib/theia-agent"),
+        "theia-agent",
+        "where the agent keeps the assignments it applied",
+    ),
+    key(
+        "reconnect_min",
+        Some("1s"),
+        "theia-agent",
+        "first reconnect delay; doubles up to reconnect_max, with jitter",
+    ),
+    key(
+        "reconnect_max",
+        Some("30s"),
+        "theia-agent",
+        "longest reconnect delay",
+    ),
+];
+
+/// Environment variables from HORAO accepted beside `THEIA_<KEY>`, at lower precedence.
+pub const HORAO_ALIASES: &[(&str, &str)] = &[
+    ("CLOCK_OFFSET", "clock_offset"),
+    ("SYNC_DELTA", "sync_delta"),
+    ("SYNC_MAX", "sync_max"),
+];
+
+/// The spec of a known key.
+pub fn spec(name: &str) -> Option<&'static KeySpec> {
+    KEYS.iter().find(|k| k.name == name)
+}
+
+/// The environment variable that sets `name`.
+pub fn env_var(name: &str) -> String {
+    format!("THEIA_{}", name.to_ascii_uppercase())
+}

@@ -1,0 +1,15 @@
+//! theia: schedules tenants onto logical infrastructure.
+//!
+//! This crate is the wire API generated from `proto/theia/v1` ([`api`]) and
+//! the pure core that every binary shares: the hybrid logical [`clock`], the
+//! [`crdt`]s the state is made of, the domain [`model`], the [`scheduler`] and
+//! [`config`] loading. The core does no network or disk I/O and never reads the
+//! system clock: time and randomness are parameters.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod crdt;
+pub mod model;
+pub mod scheduler;

@@ -1,0 +1,191 @@
+//! Labels on datacenters and tenants, and the selectors that pick by them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::FieldError;
+
+/// Key/value labels, e.g. `region=eu`.
+pub type Labels = BTreeMap<String, String>;
+
+const MAX_LABELS: usize = 64;
+const MAX_LABEL_LEN: usize = 63;
+
+fn label_part_ok(s: &str, allow_empty: bool) -> bool {
+    (allow_empty || !s.is_empty())
+        && s.len() <= MAX_LABEL_LEN
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+}
+
+/// Checks label count and syntax: keys and values of up to 63 characters
+/// from letters, digits, `-`, `_`, `.` and `/`; keys not empty.
+pub fn validate_labels(field: &str, labels: &Labels) -> Result<(), FieldError> {
+    if labels.len() > MAX_LABELS {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "has {} labels, at most {MAX_LABELS} are allowed",
+                labels.len()
+            ),
+        ));
+    }
+    for (k, v) in labels {
+        if !label_part_ok(k, false) {
+            return Err(FieldError::new(
+                format!("{field}[{k}]"),
+                "label keys are 1 to 63 letters, digits, '-', '_', '.' or '/'",
+            ));
+        }
+        if !label_part_ok(v, true) {
+            return Err(FieldError::new(
+                format!("{field}[{k}]"),
+                format!(
+                    "value {v:?}: label values are up to 63 letters, digits, '-', '_', '.' or '/'"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One requirement of a selector.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+enum Requirement {
+    Equals(String, String),
+    NotEquals(String, String),
+    Exists(String),
+    NotExists(String),
+}
+
+/// A label selector such as `region=eu,tier!=edge,gpu,!legacy`; every
+/// requirement must hold. The empty selector picks everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Selector(Vec<Requirement>);
+
+impl Selector {
+    /// Parses a selector; `field` names it in errors.
+    pub fn parse(field: &str, text: &str) -> Result<Self, FieldError> {
+        let mut reqs = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let bad = |why: &str| FieldError::new(field, format!("{part:?}: {why}"));
+            let req = if let Some((k, v)) = part.split_once("!=") {
+                Requirement::NotEquals(k.trim().to_owned(), v.trim().to_owned())
+            } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
+                Requirement::Equals(k.trim().to_owned(), v.trim().to_owned())
+            } else if let Some(k) = part.strip_prefix('!') {
+                Requirement::NotExists(k.trim().to_owned())
+            } else {
+                Requirement::Exists(part.to_owned())
+            };
+            let (key, value) = match &req {
+                Requirement::Equals(k, v) | Requirement::NotEquals(k, v) => (k, Some(v)),
+                Requirement::Exists(k) | Requirement::NotExists(k) => (k, None),
+            };
+            if !label_part_ok(key, false) {
+                return Err(bad(
+                    "expected key=value, key!=value, key or !key with keys of letters, digits, '-', '_', '.' or '/'",
+                ));
+            }
+            if value.is_some_and(|v| !label_part_ok(v, true)) {
+                return Err(bad(
+                    "label values are letters, digits, '-', '_', '.' or '/'",
+                ));
+            }
+            reqs.push(req);
+        }
+        Ok(Self(reqs))
+    }
+
+    /// Whether `labels` satisfy every requirement.
+    pub fn matches(&self, labels: &Labels) -> bool {
+        self.0.iter().all(|r| match r {
+            Requirement::Equals(k, v) => labels.get(k) == Some(v),
+            Requirement::NotEquals(k, v) => labels.get(k) != Some(v),
+            Requirement::Exists(k) => labels.contains_key(k),
+            Requirement::NotExists(k) => !labels.contains_key(k),
+        })
+    }
+
+    /// Whether this selector picks everything.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Display for Selector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let parts: Vec<String> = self
+            .0
+            .iter()
+            .map(|r| match r {
+                Requirement::Equals(k, v) => format!("{k}={v}"),
+                Requirement::NotEquals(k, v) => format!("{k}!={v}"),
+                Requirement::Exists(k) => k.clone(),
+                Requirement::NotExists(k) => format!("!{k}"),
+            })
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+impl TryFrom<String> for Selector {
+    type Error = FieldError;
+    fn try_from(s: String) -> Result<Self, FieldError> {
+        Self::parse("selector", &s)
+    }
+}
+
+impl From<Selector> for String {
+    fn from(s: Selector) -> String {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> Labels {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn selects_by_equality_inequality_and_presence() {
+        let eu_core = labels(&[("region", "eu"), ("tier", "core")]);
+        let eu_edge = labels(&[("region", "eu"), ("tier", "edge")]);
+        let us = labels(&[("region", "us")]);
+        let sel = Selector::parse("selector", "region=eu,tier!=edge").unwrap();
+        assert!(sel.matches(&eu_core));
+        assert!(!sel.matches(&eu_edge));
+        assert!(!sel.matches(&us));
+        let sel = Selector::parse("selector", "tier, !gpu").unwrap();
+        assert!(sel.matches(&eu_core) && !sel.matches(&us));
+        assert!(Selector::parse("s", "").unwrap().matches(&us));
+        assert_eq!(
+            Selector::parse("s", "a=b, c!=d,e,!f").unwrap().to_string(),
+            "a=b,c!=d,e,!f"
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_selectors() {
+        for bad in ["=eu", "region=e u", "re gion"] {
+            let err = Selector::parse("spec.selector", bad).unwrap_err();
+            assert_eq!(err.field, "spec.selector", "{bad}");
+        }
+    }
+
+    #[test]
+    fn validates_labels() {
+        assert!(validate_labels("labels", &labels(&[("region", "eu")])).is_ok());
+        let err = validate_labels("labels", &labels(&[("bad key", "x")])).unwrap_err();
+        assert_eq!(err.field, "labels[bad key]");
+    }
+}

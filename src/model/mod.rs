@@ -1,0 +1,19 @@
+//! The domain model: resource classes and quantities, labels and selectors,
+//! and the objects theia keeps books of (datacenters, tenants, profiles,
+//! claims), each validated with an error that names the field.
+
+mod error;
+mod labels;
+mod names;
+mod objects;
+mod quantity;
+mod resources;
+
+pub use error::FieldError;
+pub use labels::{Labels, Selector, validate_labels};
+pub use names::{MAX_NAME_LEN, validate_name, validate_request_id};
+pub use objects::{
+    Claim, ClaimSpec, ClaimState, Datacenter, Inventory, Placement, Profile, Strategy, Tenant,
+};
+pub use quantity::{QuantityError, format_quantity, parse_quantity};
+pub use resources::{Family, ResourceClass, Resources, UnitKind, WELL_KNOWN_CLASSES};

@@ -1,0 +1,259 @@
+use proptest::prelude::{Strategy as Gen, any, prop, prop_assert, prop_assert_eq, proptest};
+
+use super::*;
+use crate::model::{Claim, ClaimState, Labels, Selector, Strategy};
+
+fn class(s: &str) -> ResourceClass {
+    ResourceClass::parse(s).unwrap()
+}
+
+fn dc(id: &str, region: &str, vcpu: u64, mem_gi: u64) -> Datacenter {
+    let mut labels = Labels::new();
+    labels.insert("region".into(), region.into());
+    let mut d = Datacenter::new(id, labels);
+    d.inventory
+        .insert(class("compute.vcpu"), Inventory::reported(vcpu, vcpu));
+    d.inventory.insert(
+        class("compute.memory"),
+        Inventory::reported(mem_gi << 30, mem_gi << 30),
+    );
+    d
+}
+
+fn spec(count: u32, unit: &str) -> ClaimSpec {
+    ClaimSpec {
+        tenant: "acme".into(),
+        request_id: String::new(),
+        count,
+        profile: None,
+        unit: Resources::parse_list("resources", unit).unwrap(),
+        selector: Selector::default(),
+        datacenters: vec![],
+        distinct_datacenters: false,
+        max_per_datacenter: 0,
+        strategy: Strategy::Binpack,
+    }
+}
+
+fn alive(dcs: &[Datacenter]) -> Vec<Candidate<'_>> {
+    dcs.iter()
+        .map(|dc| Candidate {
+            dc,
+            liveness: Liveness::Alive,
+            usage: DatacenterUsage::default(),
+        })
+        .collect()
+}
+
+fn units_in(out: &Outcome, id: &str) -> u32 {
+    out.placements
+        .iter()
+        .find(|p| p.datacenter == id)
+        .map_or(0, |p| p.units)
+}
+
+#[test]
+fn binpack_fills_one_datacenter_before_the_next() {
+    let dcs = [dc("a", "eu", 16, 64), dc("b", "eu", 16, 64)];
+    let out = schedule(&alive(&dcs), &spec(3, "compute.vcpu=4,compute.memory=8Gi"));
+    assert!(out.fits, "{}", out.summary);
+    assert_eq!((units_in(&out, "a"), units_in(&out, "b")), (3, 0));
+}
+
+#[test]
+fn spread_alternates_between_datacenters() {
+    let dcs = [dc("a", "eu", 16, 64), dc("b", "eu", 16, 64)];
+    let mut s = spec(4, "compute.vcpu=4");
+    s.strategy = Strategy::Spread;
+    let out = schedule(&alive(&dcs), &s);
+    assert_eq!((units_in(&out, "a"), units_in(&out, "b")), (2, 2));
+}
+
+#[test]
+fn distinct_datacenters_put_each_unit_elsewhere_or_fail() {
+    let dcs = [dc("a", "eu", 16, 64), dc("b", "eu", 16, 64)];
+    let mut s = spec(2, "compute.vcpu=1");
+    s.distinct_datacenters = true;
+    let out = schedule(&alive(&dcs), &s);
+    assert_eq!((units_in(&out, "a"), units_in(&out, "b")), (1, 1));
+    s.count = 3;
+    let out = schedule(&alive(&dcs), &s);
+    assert!(
+        !out.fits && out.placements.is_empty(),
+        "three distinct units cannot fit in two datacenters"
+    );
+}
+
+#[test]
+fn selector_and_liveness_filter_and_explain() {
+    let dcs = [
+        dc("a", "eu", 16, 64),
+        dc("b", "us", 64, 64),
+        dc("c", "eu", 64, 64),
+    ];
+    let mut cands = alive(&dcs);
+    cands[2].liveness = Liveness::Down;
+    let mut s = spec(1, "compute.vcpu=32");
+    s.selector = Selector::parse("selector", "region=eu").unwrap();
+    let out = schedule(&cands, &s);
+    assert!(!out.fits);
+    let why = |id: &str| {
+        out.verdicts
+            .iter()
+            .find(|v| v.datacenter == id)
+            .unwrap()
+            .reasons
+            .join("; ")
+    };
+    assert!(
+        why("a").contains("compute.vcpu: a unit needs 32, 16 available"),
+        "{}",
+        why("a")
+    );
+    assert!(why("b").contains("selector"), "{}", why("b"));
+    assert!(why("c").contains("down"), "{}", why("c"));
+    assert!(out.summary.contains("0 of 1"), "{}", out.summary);
+}
+
+#[test]
+fn missing_class_is_explained() {
+    let dcs = [dc("a", "eu", 16, 64)];
+    let out = schedule(&alive(&dcs), &spec(1, "compute.gpu=1"));
+    assert_eq!(
+        out.verdicts[0].reasons,
+        vec!["compute.gpu: not offered here".to_owned()]
+    );
+}
+
+#[test]
+fn external_usage_reduces_what_is_available() {
+    // The management plane reports 10 of 16 vCPU used, of which theia applied 4:
+    // the other 6 are someone else's.
+    let inv = Inventory::reported(16, 6);
+    assert_eq!(available(&inv, 4, 4), 6);
+    // Placed but not yet applied: the plane does not show it yet.
+    assert_eq!(available(&Inventory::reported(16, 16), 4, 0), 12);
+}
+
+// === properties ===
+
+fn arb_world() -> impl Gen<Value = (Vec<Datacenter>, Vec<u64>, ClaimSpec)> {
+    let dcs = prop::collection::vec(
+        (0u64..40, 0u64..40, 0u64..20, any::<bool>(), any::<bool>()),
+        1..6,
+    );
+    let used = prop::collection::vec(0u64..30, 6);
+    let claim = (
+        1u32..12,
+        1u64..10,
+        0u64..6,
+        any::<bool>(),
+        0u32..4,
+        any::<bool>(),
+        any::<bool>(),
+    );
+    (dcs, used, claim).prop_map(
+        |(dcs, used, (count, vcpu, mem, distinct, max, spread, eu_only))| {
+            let dcs: Vec<Datacenter> = dcs
+                .into_iter()
+                .enumerate()
+                .map(|(i, (v, m, free_gap, eu, sched))| {
+                    let mut d = dc(&format!("dc{i}"), if eu { "eu" } else { "us" }, v, m);
+                    // Some of it used by someone outside theia.
+                    d.inventory.get_mut(&class("compute.vcpu")).unwrap().free =
+                        v.saturating_sub(free_gap);
+                    d.schedulable = sched || i == 0;
+                    d
+                })
+                .collect();
+            let mut s = spec(
+                count,
+                &format!("compute.vcpu={vcpu},compute.memory={mem}Gi"),
+            );
+            s.distinct_datacenters = distinct;
+            s.max_per_datacenter = max;
+            s.strategy = if spread {
+                Strategy::Spread
+            } else {
+                Strategy::Binpack
+            };
+            if eu_only {
+                s.selector = Selector::parse("selector", "region=eu").unwrap();
+            }
+            (dcs, used, s)
+        },
+    )
+}
+
+proptest! {
+    /// No datacenter is ever taken over capacity in any class; a claim is
+    /// placed whole or not at all; every constraint of the claim holds.
+    #[test]
+    fn never_over_commits_and_places_whole_or_nothing((dcs, used, spec) in arb_world()) {
+        let mut cands = alive(&dcs);
+        for (c, u) in cands.iter_mut().zip(&used) {
+            // theia already holds some of each datacenter (never more than it has).
+            let cap = c.dc.inventory[&class("compute.vcpu")].capacity();
+            c.usage.allocated.set(class("compute.vcpu"), (*u).min(cap));
+        }
+        let out = schedule(&cands, &spec);
+        let placed: u32 = out.placements.iter().map(|p| p.units).sum();
+        prop_assert!(placed == spec.count || (placed == 0 && !out.fits));
+        prop_assert_eq!(out.fits, placed == spec.count);
+        for p in &out.placements {
+            let c = cands.iter().find(|c| c.dc.id == p.datacenter).unwrap();
+            for (cls, amount) in p.resources.iter() {
+                prop_assert!(amount <= c.available(cls), "{} over capacity in {}", p.datacenter, cls);
+            }
+            prop_assert!(c.dc.schedulable && spec.selector.matches(&c.dc.labels));
+            if spec.distinct_datacenters { prop_assert_eq!(p.units, 1); }
+            if spec.max_per_datacenter > 0 { prop_assert!(p.units <= spec.max_per_datacenter); }
+            prop_assert_eq!(&p.resources, &spec.unit.times(u64::from(p.units)));
+        }
+    }
+
+    /// Claims placed one after another on the books of the earlier ones
+    /// never add up to more than any datacenter has.
+    #[test]
+    fn successive_claims_never_over_commit((dcs, _used, spec) in arb_world(), rounds in 1usize..8) {
+        let mut claims: Vec<Claim> = Vec::new();
+        for i in 0..rounds {
+            let usage = usage_by_datacenter(&claims);
+            let cands: Vec<Candidate<'_>> = dcs.iter().map(|dc| Candidate {
+                dc,
+                liveness: Liveness::Alive,
+                usage: usage.get(&dc.id).cloned().unwrap_or_default(),
+            }).collect();
+            let out = schedule(&cands, &spec);
+            if out.fits {
+                claims.push(Claim { id: format!("c{i}"), spec: spec.clone(), state: ClaimState::Placed, placements: out.placements, created_ms: 0, updated_ms: 0 });
+            }
+        }
+        let usage = usage_by_datacenter(&claims);
+        for dc in &dcs {
+            let Some(u) = usage.get(&dc.id) else { continue };
+            for (cls, inv) in &dc.inventory {
+                prop_assert!(u.allocated.get(cls) <= available(inv, 0, 0), "{} over capacity in {}", dc.id, cls);
+            }
+        }
+    }
+}
+
+#[test]
+fn tenant_usage_counts_only_live_claims() {
+    let mk = |state| Claim {
+        id: "x".into(),
+        spec: spec(2, "compute.vcpu=4"),
+        state,
+        placements: vec![],
+        created_ms: 0,
+        updated_ms: 0,
+    };
+    let claims = [
+        mk(ClaimState::Placed),
+        mk(ClaimState::Released),
+        mk(ClaimState::Active),
+    ];
+    let (usage, n) = tenant_usage(&claims, "acme");
+    assert_eq!((usage.get(&class("compute.vcpu")), n), (16, 2));
+}

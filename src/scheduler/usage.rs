@@ -1,0 +1,51 @@
+//! What theia's placements hold, per datacenter and per tenant.
+
+use std::collections::BTreeMap;
+
+use crate::model::{Claim, Resources};
+
+/// theia's placements in one datacenter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DatacenterUsage {
+    /// Held by live claims.
+    pub allocated: Resources,
+    /// The part of `allocated` that the agent confirmed it applied.
+    pub applied: Resources,
+    /// Live claims with a placement here.
+    pub claims: u32,
+}
+
+/// Sums the placements of live claims per datacenter.
+pub fn usage_by_datacenter<'a>(
+    claims: impl IntoIterator<Item = &'a Claim>,
+) -> BTreeMap<String, DatacenterUsage> {
+    let mut out: BTreeMap<String, DatacenterUsage> = BTreeMap::new();
+    for claim in claims.into_iter().filter(|c| c.state.holds_capacity()) {
+        for p in &claim.placements {
+            let u = out.entry(p.datacenter.clone()).or_default();
+            u.allocated.add(&p.resources);
+            if p.applied {
+                u.applied.add(&p.resources);
+            }
+            u.claims += 1;
+        }
+    }
+    out
+}
+
+/// What a tenant's live claims hold together, and how many there are.
+pub fn tenant_usage<'a>(
+    claims: impl IntoIterator<Item = &'a Claim>,
+    tenant: &str,
+) -> (Resources, u32) {
+    let mut total = Resources::new();
+    let mut count = 0;
+    for claim in claims
+        .into_iter()
+        .filter(|c| c.state.holds_capacity() && c.spec.tenant == tenant)
+    {
+        total.add(&claim.spec.total());
+        count += 1;
+    }
+    (total, count)
+}
