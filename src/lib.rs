@@ -13,3 +13,4 @@ pub mod config;
 pub mod crdt;
 pub mod model;
 pub mod scheduler;
+pub mod state;

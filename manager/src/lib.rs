@@ -1,1 +1,186 @@
-//! placeholder
+//! theia-manager: the gRPC API (agents, infrastructure, tenants, profiles,
+//! claims, cluster), the scheduler around the pure core, liveness tracking
+//! and the embedded store.
+#![forbid(unsafe_code)]
+
+mod agents;
+mod app;
+mod config;
+mod error;
+mod ledger;
+mod monitor;
+mod service;
+mod store;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use theia::api::v1;
+use theia::clock::HybridClock;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_stream::wrappers::TcpListenerStream;
+
+pub use config::ManagerConfig;
+
+use crate::app::App;
+use crate::ledger::Ledger;
+use crate::service::Api;
+use crate::store::{EmbeddedStore, Store};
+
+/// How long in-flight calls get to finish once shutdown begins.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A manager whose store is open and whose port is bound, ready to serve.
+pub struct Manager {
+    app: Arc<App>,
+    listener: TcpListener,
+}
+
+/// Reads this manager's id from the data directory, making one on first start.
+fn manager_id(config: &ManagerConfig) -> anyhow::Result<String> {
+    if let Some(id) = &config.manager_id {
+        theia::model::validate_name("manager_id", id)?;
+        return Ok(id.clone());
+    }
+    let path = config.data_dir.join("manager-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) => Ok(id.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let id = format!("m-{:08x}", rand::random::<u32>());
+            write_new(&path, &id).with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(id)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
+}
+
+impl Manager {
+    /// Opens the store in `config.data_dir` and binds `config.listen`.
+    pub async fn bind(config: ManagerConfig) -> anyhow::Result<Manager> {
+        let store = EmbeddedStore::open(&config.data_dir)?;
+        let id = manager_id(&config)?;
+        let clock = HybridClock::new(id.clone(), config.clock_offset);
+        let ledger = Ledger::open(Store::Embedded(store), clock).await?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let address = listener.local_addr()?;
+        let app = Arc::new(App::new(config, id, address, ledger));
+        Ok(Manager { app, listener })
+    }
+
+    /// The address the API listens on (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.app.address
+    }
+
+    /// This manager's id.
+    pub fn id(&self) -> &str {
+        &self.app.manager_id
+    }
+
+    /// Serves until `shutdown` completes, then ends every stream and task,
+    /// writes what is pending and closes the store.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Manager { app, listener } = self;
+        let api = Api(app.clone());
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<v1::agent_service_server::AgentServiceServer<Api>>()
+            .await;
+        health
+            .set_serving::<v1::infrastructure_service_server::InfrastructureServiceServer<Api>>()
+            .await;
+        health
+            .set_serving::<v1::tenant_service_server::TenantServiceServer<Api>>()
+            .await;
+        health
+            .set_serving::<v1::profile_service_server::ProfileServiceServer<Api>>()
+            .await;
+        health
+            .set_serving::<v1::claim_service_server::ClaimServiceServer<Api>>()
+            .await;
+        health
+            .set_serving::<v1::cluster_service_server::ClusterServiceServer<Api>>()
+            .await;
+        let reflection_v1 = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()?;
+        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1alpha()?;
+
+        let mut tasks = JoinSet::new();
+        tasks.spawn(monitor::liveness(app.clone()));
+        tasks.spawn(monitor::sync(app.clone()));
+
+        let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+        let stopper = app.clone();
+        let signal = async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            stopper.stop();
+            let _ = drained_tx.send(());
+        };
+        tracing::info!(manager = %app.manager_id, address = %app.address, store = %app.ledger.lock().await.store().location(), "theia-manager serving");
+        let server = tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
+            .add_service(v1::agent_service_server::AgentServiceServer::new(
+                api.clone(),
+            ))
+            .add_service(
+                v1::infrastructure_service_server::InfrastructureServiceServer::new(api.clone()),
+            )
+            .add_service(v1::tenant_service_server::TenantServiceServer::new(
+                api.clone(),
+            ))
+            .add_service(v1::profile_service_server::ProfileServiceServer::new(
+                api.clone(),
+            ))
+            .add_service(v1::claim_service_server::ClaimServiceServer::new(
+                api.clone(),
+            ))
+            .add_service(v1::cluster_service_server::ClusterServiceServer::new(api))
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+        tokio::pin!(server);
+        // Serve; once shutdown begins, give in-flight calls a bounded time.
+        let served = tokio::select! {
+            r = &mut server => r,
+            _ = async { let _ = drained_rx.await; tokio::time::sleep(DRAIN_TIMEOUT).await } => {
+                tracing::warn!("calls still open after {DRAIN_TIMEOUT:?}; closing them");
+                Ok(())
+            }
+        };
+        app.stop();
+        tasks.shutdown().await;
+        app.ledger.lock().await.flush().await?;
+        served.context("gRPC server failed")
+    }
+}
+
+/// Binds and serves until `shutdown` completes.
+pub async fn run(
+    config: ManagerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    Manager::bind(config).await?.serve(shutdown).await
+}

@@ -1,4 +1,13 @@
 //! The `theia.v1` wire API and its conversions to and from domain types.
+//! Generated types stop at the service layer: handlers convert them here,
+//! with errors that name the offending field.
+
+mod convert;
+
+pub use convert::{
+    claim_spec_from_wire, claim_spec_to_wire, claim_to_wire, placement_to_wire, profile_from_wire,
+    profile_to_wire, strategy_from_wire, tenant_from_wire, tenant_to_wire,
+};
 
 /// Code generated from `proto/theia/v1/*.proto`.
 #[allow(missing_docs, clippy::all, clippy::pedantic)]

@@ -88,7 +88,7 @@ pub struct Outcome {
 /// Reasons a datacenter is ruled out whatever its capacity.
 fn static_reasons(c: &Candidate<'_>, spec: &ClaimSpec) -> Vec<String> {
     let mut reasons = Vec::new();
-    if !spec.datacenters.is_empty() && !spec.datacenters.iter().any(|d| *d == c.dc.id) {
+    if !spec.datacenters.is_empty() && !spec.datacenters.contains(&c.dc.id) {
         reasons.push("not in the claim's list of datacenters".to_owned());
     }
     if !spec.selector.matches(&c.dc.labels) {

@@ -1,1 +1,14 @@
-//! e2e
+//! End-to-end tests: real managers, agents and binaries over real sockets
+//! on 127.0.0.1, each with its own temp dir, each bounded in time.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod agent_loss;
+mod bad_input;
+mod binaries;
+mod deploy;
+mod grpcurl;
+mod placement;
+mod restart;
+mod tour;

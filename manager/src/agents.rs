@@ -1,0 +1,178 @@
+//! Connected agents: one stream per datacenter, and when each was last heard.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use theia::api::v1::ManagerMessage;
+use theia::scheduler::{Liveness, LivenessPolicy};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tonic::Status;
+
+/// The sending half of an agent's stream.
+pub type AgentTx = mpsc::Sender<Result<ManagerMessage, Status>>;
+
+struct Session {
+    id: u64,
+    tx: AgentTx,
+}
+
+#[derive(Default)]
+struct Inner {
+    sessions: HashMap<String, Session>,
+    last_seen: HashMap<String, (Instant, u64)>,
+    next_id: u64,
+}
+
+/// The registry of agent sessions and their liveness.
+pub struct Agents {
+    inner: Mutex<Inner>,
+    policy: LivenessPolicy,
+}
+
+impl Agents {
+    /// An empty registry judging silence by `policy`.
+    pub fn new(policy: LivenessPolicy) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            policy,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding this lock leaves plain maps behind; keep going.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records a sign of life from `dc` at `wall_ms`.
+    pub fn touch(&self, dc: &str, wall_ms: u64) {
+        self.lock()
+            .last_seen
+            .insert(dc.to_owned(), (Instant::now(), wall_ms));
+    }
+
+    /// Gives a datacenter known from the store a grace period after start.
+    pub fn expect(&self, dc: &str) {
+        self.lock()
+            .last_seen
+            .entry(dc.to_owned())
+            .or_insert((Instant::now(), 0));
+    }
+
+    /// Whether `dc`'s agent is heard from.
+    pub fn liveness(&self, dc: &str) -> Liveness {
+        let silent = self.lock().last_seen.get(dc).map(|(at, _)| at.elapsed());
+        self.policy.judge(silent)
+    }
+
+    /// Unix ms of the last message from `dc`; 0 if none since start.
+    pub fn last_seen_ms(&self, dc: &str) -> u64 {
+        self.lock().last_seen.get(dc).map_or(0, |(_, ms)| *ms)
+    }
+
+    /// Makes `tx` the stream of `dc`. Refused while another agent for the
+    /// same datacenter is connected and alive: that one owns the stream, the
+    /// newcomer is a standby and retries.
+    pub fn register(&self, dc: &str, tx: AgentTx) -> Result<u64, Status> {
+        let alive = self.liveness(dc) == Liveness::Alive;
+        let mut inner = self.lock();
+        if let Some(existing) = inner.sessions.get(dc) {
+            if alive && !existing.tx.is_closed() {
+                return Err(Status::failed_precondition(format!(
+                    "datacenter {dc:?} already has a connected agent; this one stays a standby"
+                )));
+            }
+        }
+        inner.next_id += 1;
+        let id = inner.next_id;
+        inner.sessions.insert(dc.to_owned(), Session { id, tx });
+        Ok(id)
+    }
+
+    /// Forgets session `id` of `dc`, unless a newer one replaced it.
+    pub fn unregister(&self, dc: &str, id: u64) {
+        let mut inner = self.lock();
+        if inner.sessions.get(dc).is_some_and(|s| s.id == id) {
+            inner.sessions.remove(dc);
+        }
+    }
+
+    /// Sends to `dc`'s agent if it is connected. An agent too slow to keep
+    /// up is disconnected: on reconnect it receives the full desired state.
+    pub fn send(&self, dc: &str, msg: ManagerMessage) {
+        let mut inner = self.lock();
+        let Some(session) = inner.sessions.get(dc) else {
+            return;
+        };
+        if let Err(e) = session.tx.try_send(Ok(msg)) {
+            tracing::warn!(datacenter = dc, error = %e, "agent stream is full or closed; dropping the session so it resyncs");
+            inner.sessions.remove(dc);
+        }
+    }
+
+    /// How many agents are connected.
+    pub fn connected(&self) -> usize {
+        self.lock().sessions.len()
+    }
+
+    /// Closes every stream (at shutdown).
+    pub fn disconnect_all(&self) {
+        self.lock().sessions.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn agents() -> Agents {
+        Agents::new(LivenessPolicy {
+            suspect_after: Duration::from_secs(15),
+            down_after: Duration::from_secs(60),
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silence_turns_a_datacenter_suspect_then_down_and_a_message_revives_it() {
+        let a = agents();
+        assert_eq!(a.liveness("dc"), Liveness::Down, "never heard from");
+        a.touch("dc", 1);
+        assert_eq!(a.liveness("dc"), Liveness::Alive);
+        tokio::time::advance(Duration::from_secs(16)).await;
+        assert_eq!(a.liveness("dc"), Liveness::Suspect);
+        tokio::time::advance(Duration::from_secs(45)).await;
+        assert_eq!(a.liveness("dc"), Liveness::Down);
+        a.touch("dc", 2);
+        assert_eq!(a.liveness("dc"), Liveness::Alive);
+        assert_eq!(a.last_seen_ms("dc"), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_agent_is_a_standby_while_the_first_is_alive() {
+        let a = agents();
+        let (tx1, _rx1) = mpsc::channel(4);
+        let (tx2, mut rx2) = mpsc::channel(4);
+        let first = a.register("dc", tx1).unwrap();
+        a.touch("dc", 1);
+        let err = a.register("dc", tx2.clone()).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::FailedPrecondition);
+
+        // The first goes quiet: the standby takes over.
+        tokio::time::advance(Duration::from_secs(16)).await;
+        let second = a.register("dc", tx2).unwrap();
+        a.unregister("dc", first);
+        assert_eq!(
+            a.connected(),
+            1,
+            "the old session's exit does not remove the new one"
+        );
+        a.send("dc", ManagerMessage { body: None });
+        assert!(rx2.try_recv().is_ok(), "messages go to the new session");
+        a.unregister("dc", second);
+        assert_eq!(a.connected(), 0);
+    }
+}

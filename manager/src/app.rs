@@ -1,0 +1,114 @@
+//! What every handler shares: configuration, the ledger, the agent registry.
+
+use std::net::SocketAddr;
+
+use theia::api::{claim_to_wire, v1};
+use theia::model::{Claim, Placement};
+use theia::scheduler::{Candidate, Liveness, usage_by_datacenter};
+use theia::state::Books;
+use tokio::sync::{Mutex, watch};
+
+use crate::ManagerConfig;
+use crate::agents::Agents;
+use crate::ledger::Ledger;
+
+/// The manager's shared state.
+pub struct App {
+    /// Settings.
+    pub config: ManagerConfig,
+    /// This manager's id.
+    pub manager_id: String,
+    /// Where the API listens.
+    pub address: SocketAddr,
+    /// The books, under the one lock that serialises decisions.
+    pub ledger: Mutex<Ledger>,
+    /// Connected agents and their liveness.
+    pub agents: Agents,
+    stop: watch::Sender<bool>,
+}
+
+impl App {
+    /// Shared state around an opened ledger.
+    pub fn new(
+        config: ManagerConfig,
+        manager_id: String,
+        address: SocketAddr,
+        ledger: Ledger,
+    ) -> Self {
+        let agents = Agents::new(config.liveness);
+        for id in ledger.books.datacenters.iter().map(|(id, _)| id) {
+            agents.expect(id);
+        }
+        Self {
+            config,
+            manager_id,
+            address,
+            ledger: Mutex::new(ledger),
+            agents,
+            stop: watch::channel(false).0,
+        }
+    }
+
+    /// Tells long-lived streams to end.
+    pub fn stop(&self) {
+        self.stop.send_replace(true);
+        self.agents.disconnect_all();
+    }
+
+    /// Completes when the manager is stopping.
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
+    /// Every datacenter as the scheduler sees it now.
+    pub fn candidates<'a>(&self, books: &'a Books) -> Vec<Candidate<'a>> {
+        let mut usage = usage_by_datacenter(books.claims.values());
+        books
+            .datacenters
+            .iter()
+            .map(|(id, dc)| Candidate {
+                dc,
+                liveness: self.agents.liveness(id),
+                usage: usage.remove(id).unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// The datacenters holding part of `claim` that are down.
+    pub fn at_risk(&self, claim: &Claim) -> Vec<String> {
+        if !claim.state.holds_capacity() {
+            return Vec::new();
+        }
+        claim
+            .placements
+            .iter()
+            .filter(|p| self.agents.liveness(&p.datacenter) == Liveness::Down)
+            .map(|p| p.datacenter.clone())
+            .collect()
+    }
+
+    /// A claim for the wire, with its risk judged now.
+    pub fn claim_to_wire(&self, claim: &Claim) -> v1::Claim {
+        claim_to_wire(claim, self.at_risk(claim))
+    }
+}
+
+/// The assignment an agent receives for one placement of a claim.
+pub fn assignment(claim: &Claim, placement: &Placement) -> v1::Assignment {
+    v1::Assignment {
+        claim_id: claim.id.clone(),
+        tenant: claim.spec.tenant.clone(),
+        resources: placement.resources.to_base_units().into_iter().collect(),
+    }
+}
+
+/// What an agent for `dc` should hold: every live claim placed there.
+pub fn desired_state(books: &Books, dc: &str) -> v1::DesiredState {
+    let assignments = books
+        .claims
+        .values()
+        .filter(|c| c.state.holds_capacity())
+        .filter_map(|c| c.placed_in(dc).map(|p| assignment(c, p)))
+        .collect();
+    v1::DesiredState { assignments }
+}

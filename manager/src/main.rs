@@ -1,0 +1,104 @@
+//! `theia-manager`: runs one manager until Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use theia::config::{LoadOptions, load};
+use theia_manager::{ManagerConfig, run};
+
+/// theia-manager: schedules tenants onto logical infrastructure.
+///
+/// Every option can also come from THEIA_<KEY> or a config file
+/// (--config, ~/.config/theia/config.yaml, /etc/theia/config.yaml).
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// A YAML config file, above the user and system files.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Address of the gRPC API [default: 127.0.0.1:7070].
+    #[arg(long)]
+    listen: Option<String>,
+    /// Where the embedded store keeps its data [default: /var/lib/theia].
+    #[arg(long)]
+    data_dir: Option<String>,
+    /// This manager's id [default: generated once, kept in the data dir].
+    #[arg(long)]
+    manager_id: Option<String>,
+    /// Log filter, e.g. info or theia_manager=debug.
+    #[arg(long)]
+    log: Option<String>,
+}
+
+impl Args {
+    fn flags(&self) -> Vec<(String, String)> {
+        [
+            ("listen", &self.listen),
+            ("data_dir", &self.data_dir),
+            ("manager_id", &self.manager_id),
+            ("log", &self.log),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v)))
+        .collect()
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn main_inner(args: Args) -> anyhow::Result<()> {
+    let flags = args.flags();
+    let config = load(&LoadOptions::from_process(args.config, flags))?;
+    let filter = config.string("log")?;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter)
+                .map_err(|e| anyhow::anyhow!("log: {filter:?} is not a log filter: {e}"))?,
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    for (key, source) in config.unknown_keys() {
+        tracing::warn!(%key, %source, "unknown configuration key; ignored");
+    }
+    run(ManagerConfig::from_config(&config)?, shutdown_signal()).await
+}
+
+fn main() -> ExitCode {
+    // ring is the only crypto provider; install it before anything uses TLS.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(main_inner(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

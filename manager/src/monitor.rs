@@ -1,0 +1,61 @@
+//! Background loops: liveness transitions and paced synchronisation.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use theia::scheduler::Liveness;
+
+use crate::app::App;
+
+/// Watches every datacenter's liveness and reports transitions: a datacenter
+/// that goes down is an alert, with the claims it puts at risk.
+pub async fn liveness(app: Arc<App>) {
+    let mut last: HashMap<String, Liveness> = HashMap::new();
+    let mut tick = tokio::time::interval(app.config.heartbeat_interval / 2);
+    loop {
+        tick.tick().await;
+        let ledger = app.ledger.lock().await;
+        for id in ledger.books.datacenters.iter().map(|(id, _)| id) {
+            let now = app.agents.liveness(id);
+            let before = last.insert(id.clone(), now);
+            if before.is_none_or(|b| b == now) {
+                continue;
+            }
+            let at_risk = ledger
+                .books
+                .claims
+                .values()
+                .filter(|c| c.state.holds_capacity() && c.placed_in(id).is_some())
+                .count();
+            match now {
+                Liveness::Down => {
+                    tracing::error!(datacenter = %id, claims_at_risk = at_risk, "datacenter down: its agent missed its heartbeats")
+                }
+                Liveness::Suspect => {
+                    tracing::warn!(datacenter = %id, "datacenter suspect: heartbeats are late")
+                }
+                Liveness::Alive => tracing::info!(datacenter = %id, "datacenter alive again"),
+            }
+        }
+    }
+}
+
+/// Flushes coalesced changes when HORAO's rule says so.
+pub async fn sync(app: Arc<App>) {
+    let period = app
+        .config
+        .sync_delta
+        .min(Duration::from_secs(1))
+        .max(Duration::from_millis(10));
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        let mut ledger = app.ledger.lock().await;
+        if ledger.sync_due(app.config.sync_delta, app.config.sync_max) {
+            if let Err(e) = ledger.flush().await {
+                tracing::error!(error = %e, "sync failed; will retry");
+            }
+        }
+    }
+}

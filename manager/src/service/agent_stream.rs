@@ -1,0 +1,252 @@
+//! `AgentService.Connect`: one long-lived stream per datacenter.
+//!
+//! Reconciliation is level-triggered: on every connect the agent receives
+//! the full desired set of assignments, so a lost message or a restart never
+//! leaves a management plane out of step.
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::time::Duration;
+
+use theia::api::v1;
+use theia::api::v1::agent_message::Body as In;
+use theia::api::v1::agent_service_server::AgentService;
+use theia::api::v1::manager_message::Body as Out;
+use theia::crdt::Lww;
+use theia::model::{ClaimState, FieldError};
+use theia::model::{Datacenter, Inventory, ResourceClass, validate_labels, validate_name};
+use theia::state::Change;
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::Api;
+use crate::app::desired_state;
+use crate::error::ApiError;
+use crate::ledger::{Ledger, wall_ms};
+
+/// How long a new stream may take to say Hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Messages queued for one agent before it counts as too slow.
+const OUTBOUND_QUEUE: usize = 1024;
+/// The most classes one report may carry.
+const MAX_REPORT_ITEMS: usize = 256;
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl Api {
+    /// Records the datacenter an agent announced (write-through when its
+    /// identity changed).
+    async fn hello(ledger: &mut Ledger, hello: &v1::Hello) -> Result<(), ApiError> {
+        let labels: BTreeMap<String, String> = hello.labels.clone().into_iter().collect();
+        let known = ledger.books.datacenters.get(&hello.datacenter).cloned();
+        let mut dc = known
+            .clone()
+            .unwrap_or_else(|| Datacenter::new(hello.datacenter.clone(), labels.clone()));
+        dc.labels = labels;
+        dc.agent_version = hello.version.clone();
+        dc.driver = hello.driver.clone();
+        if known.as_ref() != Some(&dc) {
+            let ts = ledger.stamp();
+            ledger
+                .commit(vec![Change::Datacenter {
+                    key: dc.id.clone(),
+                    register: Lww::new(ts, dc),
+                }])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Takes in an inventory report. New totals are placement-relevant and
+    /// written through; changes of `free` alone are coalesced.
+    async fn report(&self, dc_id: &str, report: v1::Report) -> Result<(), ApiError> {
+        if report.inventory.len() > MAX_REPORT_ITEMS {
+            return Err(FieldError::new(
+                "report.inventory",
+                format!("at most {MAX_REPORT_ITEMS} classes"),
+            )
+            .into());
+        }
+        let mut ledger = self.ledger.lock().await;
+        let Some(mut dc) = ledger.books.datacenters.get(&dc_id.to_owned()).cloned() else {
+            return Ok(());
+        };
+        let mut inventory = BTreeMap::new();
+        for item in report.inventory {
+            let class = match ResourceClass::parse(&item.class) {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(datacenter = dc_id, error = %e, "agent reported an unknown class; ignored");
+                    continue;
+                }
+            };
+            let mut inv = Inventory::reported(item.total, item.free);
+            if let Some(old) = dc.inventory.get(&class) {
+                inv.reserved = old.reserved;
+                inv.allocation_ratio = old.allocation_ratio;
+            }
+            inventory.insert(class, inv);
+        }
+        let totals_changed = inventory.len() != dc.inventory.len()
+            || inventory
+                .iter()
+                .any(|(c, inv)| dc.inventory.get(c).is_none_or(|old| old.total != inv.total));
+        if inventory == dc.inventory {
+            return Ok(());
+        }
+        dc.inventory = inventory;
+        let ts = ledger.stamp();
+        let change = Change::Datacenter {
+            key: dc.id.clone(),
+            register: Lww::new(ts, dc),
+        };
+        if totals_changed {
+            ledger.commit(vec![change]).await?;
+        } else {
+            ledger.apply_coalesced(change);
+            if ledger.sync_due(self.config.sync_delta, self.config.sync_max) {
+                ledger.flush().await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Marks a placement applied; a claim whose every placement is applied is active.
+    async fn result(&self, dc_id: &str, result: v1::AssignmentResult) -> Result<(), ApiError> {
+        let applying = result.action == v1::AssignmentAction::Apply as i32;
+        if !result.ok {
+            tracing::warn!(datacenter = dc_id, claim = %result.claim_id, error = %result.error, apply = applying, "agent could not apply an assignment");
+            return Ok(());
+        }
+        if !applying {
+            tracing::debug!(datacenter = dc_id, claim = %result.claim_id, "agent released an assignment");
+            return Ok(());
+        }
+        let mut ledger = self.ledger.lock().await;
+        let Some(mut claim) = ledger.books.claims.get(&result.claim_id).cloned() else {
+            return Ok(());
+        };
+        if !claim.state.holds_capacity() {
+            return Ok(());
+        }
+        let Some(p) = claim.placements.iter_mut().find(|p| p.datacenter == dc_id) else {
+            return Ok(());
+        };
+        if p.applied {
+            return Ok(());
+        }
+        p.applied = true;
+        if claim.placements.iter().all(|p| p.applied) {
+            claim.state = ClaimState::Active;
+            tracing::info!(claim = %claim.id, "claim active: every agent applied it");
+        }
+        claim.updated_ms = wall_ms();
+        let ts = ledger.stamp();
+        ledger
+            .commit(vec![Change::Claim {
+                key: claim.id.clone(),
+                register: Lww::new(ts, claim),
+            }])
+            .await?;
+        Ok(())
+    }
+
+    async fn session(&self, dc: String, id: u64, mut inbound: Streaming<v1::AgentMessage>) {
+        let mut stopping = self.stopping();
+        loop {
+            let msg = tokio::select! {
+                msg = inbound.message() => msg,
+                _ = stopping.changed() => break,
+            };
+            let body = match msg {
+                Ok(Some(v1::AgentMessage { body: Some(body) })) => body,
+                Ok(Some(_)) => continue,
+                Ok(None) => {
+                    tracing::info!(datacenter = %dc, "agent disconnected");
+                    break;
+                }
+                Err(status) => {
+                    tracing::info!(datacenter = %dc, error = %status.message(), "agent stream broke");
+                    break;
+                }
+            };
+            self.agents.touch(&dc, wall_ms());
+            let outcome = match body {
+                In::Heartbeat(_) => Ok(()),
+                In::Report(report) => self.report(&dc, report).await,
+                In::Result(result) => self.result(&dc, result).await,
+                In::Hello(_) => Err(FieldError::new("hello", "sent twice on one stream").into()),
+            };
+            if let Err(e) = outcome {
+                tracing::warn!(datacenter = %dc, error = %e, "agent message not taken");
+            }
+        }
+        self.agents.unregister(&dc, id);
+    }
+}
+
+type OutStream = Pin<Box<dyn Stream<Item = Result<v1::ManagerMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AgentService for Api {
+    type ConnectStream = OutStream;
+
+    async fn connect(
+        &self,
+        req: Request<Streaming<v1::AgentMessage>>,
+    ) -> Result<Response<OutStream>, Status> {
+        let mut inbound = req.into_inner();
+        let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no Hello within 10s of connecting"))??;
+        let Some(v1::AgentMessage {
+            body: Some(In::Hello(hello)),
+        }) = first
+        else {
+            return Err(ApiError::from(FieldError::new(
+                "body",
+                "the first message on a stream must be a Hello",
+            ))
+            .into());
+        };
+        validate_name("hello.datacenter", &hello.datacenter).map_err(ApiError::from)?;
+        let labels: BTreeMap<String, String> = hello.labels.clone().into_iter().collect();
+        validate_labels("hello.labels", &labels).map_err(ApiError::from)?;
+        let dc = hello.datacenter.clone();
+
+        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+        // Register, record, greet and send the desired state under the ledger
+        // lock, so that no Assign or Release can slip in before the full set.
+        let id = {
+            let mut ledger = self.ledger.lock().await;
+            let id = self.agents.register(&dc, tx.clone())?;
+            self.agents.touch(&dc, wall_ms());
+            if let Err(e) = Self::hello(&mut ledger, &hello).await {
+                self.agents.unregister(&dc, id);
+                return Err(e.into());
+            }
+            let welcome = v1::Welcome {
+                manager_id: self.manager_id.clone(),
+                heartbeat_interval_ms: duration_ms(self.config.heartbeat_interval),
+                report_interval_ms: duration_ms(self.config.report_interval),
+            };
+            for body in [
+                Out::Welcome(welcome),
+                Out::Desired(desired_state(&ledger.books, &dc)),
+            ] {
+                tx.try_send(Ok(v1::ManagerMessage { body: Some(body) }))
+                    .map_err(|_| Status::unavailable("agent stream closed"))?;
+            }
+            id
+        };
+        drop(tx);
+        tracing::info!(datacenter = %dc, version = %hello.version, driver = %hello.driver, "agent connected");
+        let api = self.clone();
+        tokio::spawn(async move { api.session(dc, id, inbound).await });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}

@@ -1,0 +1,250 @@
+//! `ClaimService`: placing, releasing and explaining claims.
+
+use theia::api::v1::claim_service_server::ClaimService;
+use theia::api::v1::manager_message::Body;
+use theia::api::{claim_spec_from_wire, placement_to_wire, v1};
+use theia::crdt::Lww;
+use theia::model::{Claim, ClaimSpec, ClaimState, validate_name};
+use theia::scheduler::{Outcome, check_quota, schedule, tenant_usage};
+use theia::state::{Books, Change};
+use tonic::{Request, Response, Status};
+
+use super::Api;
+use crate::app::assignment;
+use crate::error::{ApiError, required};
+use crate::ledger::wall_ms;
+
+/// How many datacenters' reasons an error message lists before "and N more".
+const REASONS_IN_ERROR: usize = 8;
+
+/// Turns a wire spec into a complete domain spec: the profile resolved from
+/// the books, every field checked, the tenant known.
+fn resolve_spec(books: &Books, wire: Option<v1::ClaimSpec>) -> Result<ClaimSpec, ApiError> {
+    let wire = wire.ok_or_else(|| required("spec"))?;
+    let mut spec = claim_spec_from_wire(wire).map_err(|e| e.within("spec"))?;
+    if let Some(name) = &spec.profile {
+        let profile = books
+            .profiles
+            .get(name)
+            .ok_or_else(|| ApiError::not_found("profile", name, "spec.profile"))?;
+        spec.unit = profile.resources.clone();
+    }
+    spec.validate().map_err(|e| e.within("spec"))?;
+    if !books.tenants.contains_key(&spec.tenant) {
+        return Err(ApiError::not_found("tenant", &spec.tenant, "spec.tenant"));
+    }
+    Ok(spec)
+}
+
+fn not_fitting(outcome: &Outcome) -> ApiError {
+    let mut parts: Vec<String> = outcome
+        .verdicts
+        .iter()
+        .filter(|v| !v.reasons.is_empty())
+        .take(REASONS_IN_ERROR)
+        .map(|v| format!("{}: {}", v.datacenter, v.reasons.join(", ")))
+        .collect();
+    let more = outcome
+        .verdicts
+        .iter()
+        .filter(|v| !v.reasons.is_empty())
+        .count();
+    if more > REASONS_IN_ERROR {
+        parts.push(format!("and {} more", more - REASONS_IN_ERROR));
+    }
+    let detail = if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" — {}", parts.join("; "))
+    };
+    ApiError::Exhausted(format!("claim {}{detail}", outcome.summary))
+}
+
+fn new_claim_id(books: &Books) -> String {
+    loop {
+        let id = format!("c-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
+        if books.claims.register(&id).is_none() {
+            return id;
+        }
+    }
+}
+
+fn existing<'a>(books: &'a Books, id: &str) -> Result<&'a Claim, ApiError> {
+    if id.is_empty() {
+        return Err(required("id"));
+    }
+    books
+        .claims
+        .get(&id.to_owned())
+        .ok_or_else(|| ApiError::not_found("claim", id, "id"))
+}
+
+#[tonic::async_trait]
+impl ClaimService for Api {
+    async fn create_claim(
+        &self,
+        req: Request<v1::CreateClaimRequest>,
+    ) -> Result<Response<v1::Claim>, Status> {
+        let mut ledger = self.ledger.lock().await;
+        let spec = resolve_spec(&ledger.books, req.into_inner().spec)?;
+        let books = &ledger.books;
+
+        if !spec.request_id.is_empty() {
+            let earlier = books
+                .claims
+                .values()
+                .find(|c| c.spec.tenant == spec.tenant && c.spec.request_id == spec.request_id);
+            if let Some(earlier) = earlier {
+                if earlier.spec != spec {
+                    return Err(ApiError::AlreadyExists(format!(
+                        "spec.request_id: {:?} was already used for claim {} with a different spec",
+                        spec.request_id, earlier.id
+                    ))
+                    .into());
+                }
+                return Ok(Response::new(self.claim_to_wire(earlier)));
+            }
+        }
+
+        let tenant = books
+            .tenants
+            .get(&spec.tenant)
+            .ok_or_else(|| ApiError::not_found("tenant", &spec.tenant, "spec.tenant"))?;
+        let (usage, _) = tenant_usage(books.claims.values(), &tenant.name);
+        check_quota(tenant, &usage, &spec.total()).map_err(ApiError::from)?;
+
+        let outcome = schedule(&self.candidates(books), &spec);
+        if !outcome.fits {
+            return Err(not_fitting(&outcome).into());
+        }
+        let now = wall_ms();
+        let claim = Claim {
+            id: new_claim_id(books),
+            spec,
+            state: ClaimState::Placed,
+            placements: outcome.placements,
+            created_ms: now,
+            updated_ms: now,
+        };
+        let ts = ledger.stamp();
+        let change = Change::Claim {
+            key: claim.id.clone(),
+            register: Lww::new(ts, claim.clone()),
+        };
+        ledger.commit(vec![change]).await.map_err(ApiError::from)?;
+        for p in &claim.placements {
+            self.agents.send(
+                &p.datacenter,
+                v1::ManagerMessage {
+                    body: Some(Body::Assign(assignment(&claim, p))),
+                },
+            );
+        }
+        tracing::info!(claim = %claim.id, tenant = %claim.spec.tenant, placement = %outcome.summary, "claim placed");
+        Ok(Response::new(self.claim_to_wire(&claim)))
+    }
+
+    async fn get_claim(
+        &self,
+        req: Request<v1::GetClaimRequest>,
+    ) -> Result<Response<v1::Claim>, Status> {
+        let id = req.into_inner().id;
+        let ledger = self.ledger.lock().await;
+        Ok(Response::new(
+            self.claim_to_wire(existing(&ledger.books, &id)?),
+        ))
+    }
+
+    async fn list_claims(
+        &self,
+        req: Request<v1::ListClaimsRequest>,
+    ) -> Result<Response<v1::ListClaimsResponse>, Status> {
+        let req = req.into_inner();
+        if !req.tenant.is_empty() {
+            validate_name("tenant", &req.tenant).map_err(ApiError::from)?;
+        }
+        let ledger = self.ledger.lock().await;
+        let mut claims: Vec<&Claim> = ledger
+            .books
+            .claims
+            .values()
+            .filter(|c| req.tenant.is_empty() || c.spec.tenant == req.tenant)
+            .filter(|c| req.include_released || c.state.holds_capacity())
+            .collect();
+        claims.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
+        let claims = claims.into_iter().map(|c| self.claim_to_wire(c)).collect();
+        Ok(Response::new(v1::ListClaimsResponse { claims }))
+    }
+
+    async fn release_claim(
+        &self,
+        req: Request<v1::ReleaseClaimRequest>,
+    ) -> Result<Response<v1::Claim>, Status> {
+        let id = req.into_inner().id;
+        let mut ledger = self.ledger.lock().await;
+        let mut claim = existing(&ledger.books, &id)?.clone();
+        if claim.state == ClaimState::Released {
+            return Ok(Response::new(self.claim_to_wire(&claim)));
+        }
+        claim.state = ClaimState::Released;
+        claim.updated_ms = wall_ms();
+        let ts = ledger.stamp();
+        let change = Change::Claim {
+            key: claim.id.clone(),
+            register: Lww::new(ts, claim.clone()),
+        };
+        ledger.commit(vec![change]).await.map_err(ApiError::from)?;
+        for p in &claim.placements {
+            let release = v1::Release {
+                claim_id: claim.id.clone(),
+            };
+            self.agents.send(
+                &p.datacenter,
+                v1::ManagerMessage {
+                    body: Some(Body::Release(release)),
+                },
+            );
+        }
+        tracing::info!(claim = %claim.id, tenant = %claim.spec.tenant, "claim released");
+        Ok(Response::new(self.claim_to_wire(&claim)))
+    }
+
+    async fn explain_claim(
+        &self,
+        req: Request<v1::ExplainClaimRequest>,
+    ) -> Result<Response<v1::ExplainClaimResponse>, Status> {
+        let ledger = self.ledger.lock().await;
+        let books = &ledger.books;
+        let spec = resolve_spec(books, req.into_inner().spec)?;
+        let outcome = schedule(&self.candidates(books), &spec);
+        let quota = books.tenants.get(&spec.tenant).map(|t| {
+            check_quota(
+                t,
+                &tenant_usage(books.claims.values(), &t.name).0,
+                &spec.total(),
+            )
+        });
+        let (fits, summary) = match quota {
+            Some(Err(e)) => (false, format!("does not fit: {e}")),
+            _ => (outcome.fits, outcome.summary.clone()),
+        };
+        Ok(Response::new(v1::ExplainClaimResponse {
+            fits,
+            placements: if fits {
+                outcome.placements.iter().map(placement_to_wire).collect()
+            } else {
+                Vec::new()
+            },
+            verdicts: outcome
+                .verdicts
+                .into_iter()
+                .map(|v| v1::DatacenterVerdict {
+                    datacenter: v.datacenter,
+                    units_that_fit: v.units_that_fit,
+                    reasons: v.reasons,
+                })
+                .collect(),
+            summary,
+        }))
+    }
+}

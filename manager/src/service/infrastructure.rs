@@ -1,0 +1,170 @@
+//! `InfrastructureService`: datacenters and the logical infrastructure.
+
+use std::collections::BTreeMap;
+
+use theia::api::v1;
+use theia::api::v1::infrastructure_service_server::InfrastructureService;
+use theia::model::{Datacenter, ResourceClass, Selector, validate_name};
+use theia::scheduler::{Candidate, Liveness, available};
+use tonic::{Request, Response, Status};
+
+use super::Api;
+use crate::error::ApiError;
+
+fn liveness_to_wire(l: Liveness) -> i32 {
+    match l {
+        Liveness::Alive => v1::Liveness::Alive as i32,
+        Liveness::Suspect => v1::Liveness::Suspect as i32,
+        Liveness::Down => v1::Liveness::Down as i32,
+    }
+}
+
+/// Sums of one class over one or more datacenters, in base units.
+#[derive(Default)]
+struct ClassSums {
+    total: u64,
+    free: u64,
+    reserved: u64,
+    capacity: u64,
+    allocated: u64,
+    available: u64,
+}
+
+impl ClassSums {
+    fn add(&mut self, c: &Candidate<'_>, class: &ResourceClass, schedulable: bool) {
+        let allocated = c.usage.allocated.get(class);
+        self.allocated = self.allocated.saturating_add(allocated);
+        let Some(inv) = c.dc.inventory.get(class) else {
+            return;
+        };
+        self.total = self.total.saturating_add(inv.total);
+        self.free = self.free.saturating_add(inv.free);
+        self.reserved = self.reserved.saturating_add(inv.reserved);
+        self.capacity = self.capacity.saturating_add(inv.capacity());
+        if schedulable {
+            let left = available(inv, allocated, c.usage.applied.get(class));
+            self.available = self.available.saturating_add(left);
+        }
+    }
+
+    fn to_wire(&self, class: &ResourceClass) -> v1::ClassCapacity {
+        let base = self.total.saturating_sub(self.reserved);
+        v1::ClassCapacity {
+            class: class.to_string(),
+            total: class.format(self.total),
+            reported_free: class.format(self.free),
+            reserved: class.format(self.reserved),
+            allocation_ratio: if base == 0 {
+                1.0
+            } else {
+                self.capacity as f64 / base as f64
+            },
+            allocated: class.format(self.allocated),
+            available: class.format(self.available),
+        }
+    }
+}
+
+fn classes(c: &Candidate<'_>) -> Vec<ResourceClass> {
+    let mut out: Vec<ResourceClass> = c.dc.inventory.keys().cloned().collect();
+    out.extend(c.usage.allocated.iter().map(|(k, _)| k.clone()));
+    out.sort();
+    out.dedup();
+    out
+}
+
+fn can_place(c: &Candidate<'_>) -> bool {
+    c.dc.schedulable && c.liveness != Liveness::Down
+}
+
+fn dc_to_wire(api: &Api, c: &Candidate<'_>) -> v1::Datacenter {
+    let dc: &Datacenter = c.dc;
+    let capacity = classes(c)
+        .iter()
+        .map(|class| {
+            let mut sums = ClassSums::default();
+            sums.add(c, class, can_place(c));
+            sums.to_wire(class)
+        })
+        .collect();
+    v1::Datacenter {
+        id: dc.id.clone(),
+        labels: dc.labels.clone().into_iter().collect(),
+        schedulable: dc.schedulable,
+        liveness: liveness_to_wire(c.liveness),
+        last_seen_unix_ms: i64::try_from(api.agents.last_seen_ms(&dc.id)).unwrap_or(i64::MAX),
+        agent_version: dc.agent_version.clone(),
+        driver: dc.driver.clone(),
+        capacity,
+        claims: c.usage.claims,
+    }
+}
+
+fn selector(text: &str) -> Result<Selector, ApiError> {
+    Ok(Selector::parse("selector", text)?)
+}
+
+#[tonic::async_trait]
+impl InfrastructureService for Api {
+    async fn list_datacenters(
+        &self,
+        req: Request<v1::ListDatacentersRequest>,
+    ) -> Result<Response<v1::ListDatacentersResponse>, Status> {
+        let sel = selector(&req.into_inner().selector)?;
+        let ledger = self.ledger.lock().await;
+        let datacenters = self
+            .candidates(&ledger.books)
+            .iter()
+            .filter(|c| sel.matches(&c.dc.labels))
+            .map(|c| dc_to_wire(self, c))
+            .collect();
+        Ok(Response::new(v1::ListDatacentersResponse { datacenters }))
+    }
+
+    async fn get_datacenter(
+        &self,
+        req: Request<v1::GetDatacenterRequest>,
+    ) -> Result<Response<v1::Datacenter>, Status> {
+        let id = req.into_inner().id;
+        validate_name("id", &id).map_err(ApiError::from)?;
+        let ledger = self.ledger.lock().await;
+        let cands = self.candidates(&ledger.books);
+        let c = cands
+            .iter()
+            .find(|c| c.dc.id == id)
+            .ok_or_else(|| ApiError::not_found("datacenter", &id, "id"))?;
+        Ok(Response::new(dc_to_wire(self, c)))
+    }
+
+    async fn get_logical_infrastructure(
+        &self,
+        req: Request<v1::GetLogicalInfrastructureRequest>,
+    ) -> Result<Response<v1::LogicalInfrastructure>, Status> {
+        let text = req.into_inner().selector;
+        let sel = selector(&text)?;
+        let ledger = self.ledger.lock().await;
+        let cands = self.candidates(&ledger.books);
+        let picked: Vec<&Candidate<'_>> =
+            cands.iter().filter(|c| sel.matches(&c.dc.labels)).collect();
+        let mut sums: BTreeMap<ResourceClass, ClassSums> = BTreeMap::new();
+        let mut out = v1::LogicalInfrastructure {
+            selector: sel.to_string(),
+            ..Default::default()
+        };
+        for c in &picked {
+            match c.liveness {
+                Liveness::Alive => out.alive += 1,
+                Liveness::Suspect => out.suspect += 1,
+                Liveness::Down => out.down += 1,
+            }
+            for class in classes(c) {
+                sums.entry(class.clone())
+                    .or_default()
+                    .add(c, &class, can_place(c));
+            }
+        }
+        out.datacenters = u32::try_from(picked.len()).unwrap_or(u32::MAX);
+        out.capacity = sums.iter().map(|(class, s)| s.to_wire(class)).collect();
+        Ok(Response::new(out))
+    }
+}

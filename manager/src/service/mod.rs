@@ -1,0 +1,24 @@
+//! The gRPC services. One handle type implements every service; each
+//! service lives in its own file.
+
+mod agent_stream;
+mod claims;
+mod cluster;
+mod infrastructure;
+mod profiles;
+mod tenants;
+
+use std::sync::Arc;
+
+use crate::app::App;
+
+/// The handle every service is implemented on.
+#[derive(Clone)]
+pub struct Api(pub Arc<App>);
+
+impl std::ops::Deref for Api {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}

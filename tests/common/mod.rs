@@ -1,0 +1,400 @@
+//! The end-to-end harness: real managers and agents started in this process
+//! on 127.0.0.1:0 with their own temp dirs, real theia binaries, and polling
+//! helpers bounded in time.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use theia::api::v1;
+use theia::model::{Labels, Resources};
+use theia_agent::{AgentConfig, DriverConfig};
+use theia_manager::{Manager, ManagerConfig};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tonic::transport::{Channel, Endpoint};
+
+/// How long any condition may take to come true before a test fails.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// Installs ring as the one crypto provider; every test calls this first.
+pub fn init() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Liveness settings short enough for tests.
+pub fn fast(config: &mut ManagerConfig) {
+    config.heartbeat_interval = Duration::from_millis(100);
+    config.report_interval = Duration::from_millis(200);
+    config.liveness.suspect_after = Duration::from_millis(400);
+    config.liveness.down_after = Duration::from_millis(1000);
+}
+
+/// A manager running in this process.
+pub struct TestManager {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestManager {
+    /// Starts a manager on 127.0.0.1:0 with its store in `dir`.
+    pub async fn start(dir: &Path) -> Self {
+        let mut config = ManagerConfig::for_dir(dir, "127.0.0.1:0".parse().unwrap());
+        fast(&mut config);
+        let manager = Manager::bind(config).await.expect("manager binds");
+        let addr = manager.local_addr();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(manager.serve(async move {
+            let _ = rx.await;
+        }));
+        Self {
+            addr,
+            shutdown: Some(tx),
+            task,
+        }
+    }
+
+    /// `http://addr`, as agents and clients dial it.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A channel to its API.
+    pub async fn channel(&self) -> Channel {
+        Endpoint::from_shared(self.url())
+            .unwrap()
+            .connect()
+            .await
+            .expect("manager reachable")
+    }
+
+    /// Stops it gracefully and waits until its store is closed.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let result = tokio::time::timeout(PATIENCE, &mut self.task)
+            .await
+            .expect("manager stops in time");
+        result.expect("manager task").expect("manager ran cleanly");
+    }
+
+    /// Kills it: the task is aborted mid-flight, nothing is flushed.
+    pub async fn kill(self) {
+        self.task.abort();
+        let _ = self.task.await;
+    }
+}
+
+/// An agent with the static driver running in this process.
+pub struct TestAgent {
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+    /// Where its driver keeps applied assignments.
+    pub state_dir: PathBuf,
+}
+
+impl TestAgent {
+    /// Starts an agent for `dc` with `inventory` (e.g. `compute.vcpu=16`).
+    pub fn start(
+        managers: Vec<String>,
+        dc: &str,
+        labels: &[(&str, &str)],
+        inventory: &str,
+        state_dir: PathBuf,
+    ) -> Self {
+        let labels: Labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let config = AgentConfig {
+            managers,
+            dc: dc.to_owned(),
+            labels,
+            driver: DriverConfig::Static {
+                inventory: Resources::parse_list("inventory", inventory).unwrap(),
+            },
+            state_dir: state_dir.clone(),
+            reconnect_min: Duration::from_millis(50),
+            reconnect_max: Duration::from_millis(500),
+        };
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(theia_agent::run(config, async move {
+            let _ = rx.await;
+        }));
+        Self {
+            shutdown: Some(tx),
+            task,
+            state_dir,
+        }
+    }
+
+    /// Stops it and waits until it is gone.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let result = tokio::time::timeout(PATIENCE, &mut self.task)
+            .await
+            .expect("agent stops in time");
+        result.expect("agent task").expect("agent ran cleanly");
+    }
+
+    /// The claim ids its driver holds, from its state file.
+    pub fn held(&self) -> Vec<String> {
+        let path = self.state_dir.join("assignments.json");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            return Vec::new();
+        };
+        let v: serde_json::Value = serde_json::from_str(&text).expect("state file is JSON");
+        let mut ids: Vec<String> = v
+            .as_object()
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing the test after [`PATIENCE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// API clients on one channel.
+#[derive(Clone)]
+pub struct Clients {
+    /// InfrastructureService.
+    pub infra: v1::infrastructure_service_client::InfrastructureServiceClient<Channel>,
+    /// TenantService.
+    pub tenants: v1::tenant_service_client::TenantServiceClient<Channel>,
+    /// ProfileService.
+    pub profiles: v1::profile_service_client::ProfileServiceClient<Channel>,
+    /// ClaimService.
+    pub claims: v1::claim_service_client::ClaimServiceClient<Channel>,
+    /// ClusterService.
+    pub cluster: v1::cluster_service_client::ClusterServiceClient<Channel>,
+}
+
+impl Clients {
+    /// Clients for the manager behind `channel`.
+    pub fn new(channel: Channel) -> Self {
+        Self {
+            infra: v1::infrastructure_service_client::InfrastructureServiceClient::new(
+                channel.clone(),
+            ),
+            tenants: v1::tenant_service_client::TenantServiceClient::new(channel.clone()),
+            profiles: v1::profile_service_client::ProfileServiceClient::new(channel.clone()),
+            claims: v1::claim_service_client::ClaimServiceClient::new(channel.clone()),
+            cluster: v1::cluster_service_client::ClusterServiceClient::new(channel),
+        }
+    }
+
+    /// A datacenter, if the manager knows it.
+    pub async fn dc(&mut self, id: &str) -> Option<v1::Datacenter> {
+        self.infra
+            .get_datacenter(v1::GetDatacenterRequest { id: id.into() })
+            .await
+            .ok()
+            .map(|r| r.into_inner())
+    }
+
+    /// A claim by id.
+    pub async fn claim(&mut self, id: &str) -> v1::Claim {
+        self.claims
+            .get_claim(v1::GetClaimRequest { id: id.into() })
+            .await
+            .expect("claim exists")
+            .into_inner()
+    }
+
+    /// Every claim, released ones too.
+    pub async fn all_claims(&mut self) -> Vec<v1::Claim> {
+        let req = v1::ListClaimsRequest {
+            tenant: String::new(),
+            include_released: true,
+        };
+        self.claims
+            .list_claims(req)
+            .await
+            .expect("list claims")
+            .into_inner()
+            .claims
+    }
+}
+
+/// `k=v` pairs as a wire map.
+pub fn map(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// A claim spec of `count` units of `profile` for `tenant`.
+pub fn spec(tenant: &str, profile: &str, count: u32) -> v1::ClaimSpec {
+    v1::ClaimSpec {
+        tenant: tenant.into(),
+        profile: profile.into(),
+        count,
+        ..Default::default()
+    }
+}
+
+/// The capacity row of `class` in a datacenter.
+pub fn class<'a>(dc: &'a v1::Datacenter, class: &str) -> &'a v1::ClassCapacity {
+    dc.capacity
+        .iter()
+        .find(|c| c.class == class)
+        .unwrap_or_else(|| panic!("{} has no {class}", dc.id))
+}
+
+/// The directory holding the workspace's built binaries (`target/debug`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/debug/deps/e2e-<hash> → target/debug
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_path_buf();
+    for bin in ["theia", "theia-manager", "theia-agent"] {
+        assert!(
+            dir.join(bin).exists(),
+            "{} is missing: build the binaries first (`cargo build --workspace --bins`, as scripts/test.sh does)",
+            dir.join(bin).display()
+        );
+    }
+    dir
+}
+
+/// The grpcurl on PATH; the test command installs it, a missing one fails the test.
+pub fn grpcurl() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("grpcurl"))
+        .find(|p| p.is_file())
+        .expect("grpcurl is not on PATH: run the tests with scripts/test.sh, which installs it")
+}
+
+/// A child process that is killed if the test ends early.
+pub struct Child(pub std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Child {
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.0.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.0.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "process {pid} did not stop after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills with SIGKILL, as a crash would.
+    pub fn kill9(mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Spawns `program args` and waits until a line of its output (stdout or
+/// stderr) contains `marker`; returns the child and the first
+/// `127.0.0.1:<port>` address that appeared in its output.
+pub fn spawn_until(program: &Path, args: &[&str], marker: &str) -> (Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(program)
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("THEIA_MANAGER")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                eprintln!("[{}] {line}", "child");
+                let _ = tx.send(line);
+            }
+        });
+    }
+    let child = Child(child);
+    let deadline = std::time::Instant::now() + PATIENCE;
+    let mut addr = None;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("{} never printed {marker:?}", program.display()));
+        if addr.is_none() {
+            if let Some(i) = line.find("127.0.0.1:") {
+                let rest = &line[i + "127.0.0.1:".len()..];
+                let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                if !port.is_empty() && port != "0" {
+                    addr = Some(format!("127.0.0.1:{port}"));
+                }
+            }
+        }
+        if line.contains(marker) {
+            if let Some(addr) = addr {
+                return (child, addr);
+            }
+        }
+    }
+}
+
+/// Runs a binary to completion: (success, stdout, stderr).
+pub fn run(program: &Path, args: &[&str], manager: &str) -> (bool, String, String) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .env("THEIA_MANAGER", format!("http://{manager}"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -1,0 +1,100 @@
+//! The real binaries: a `theia-manager` killed with SIGKILL restarts with
+//! everything it acknowledged, and `theia-agent` serves it from a config file.
+
+use crate::common::*;
+
+#[test]
+fn a_manager_killed_with_sigkill_keeps_every_acknowledged_claim() {
+    let bin = bin_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_arg = data.to_str().unwrap();
+    let (manager, addr) = spawn_until(
+        &bin.join("theia-manager"),
+        &["--listen", "127.0.0.1:0", "--data-dir", data_arg],
+        "serving",
+    );
+
+    let agent_config = dir.path().join("agent.yaml");
+    std::fs::write(
+        &agent_config,
+        format!(
+            "managers: [http://{addr}]\ndc: dc-bin\nlabels: {{region: eu}}\ndriver: static\ninventory:\n  compute.vcpu: 64\n  compute.memory: 256Gi\nstate_dir: {}\nreconnect_min: 100ms\n",
+            dir.path().join("agent").display()
+        ),
+    )
+    .unwrap();
+    let (agent, _) = spawn_until(
+        &bin.join("theia-agent"),
+        &["--config", agent_config.to_str().unwrap()],
+        "127.0.0.1",
+    );
+
+    let theia = bin.join("theia");
+    let ok = |args: &[&str]| {
+        let (ok, out, err) = run(&theia, args, &addr);
+        assert!(ok, "theia {args:?} failed: {err}");
+        out
+    };
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !ok(&["dc", "list"]).contains("dc-bin") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent never reported"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    ok(&["tenant", "create", "acme", "--quota", "compute.vcpu=32"]);
+    ok(&[
+        "profile",
+        "create",
+        "big",
+        "--resources",
+        "compute.vcpu=8,compute.memory=32Gi",
+    ]);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.push(
+            ok(&[
+                "claim",
+                "create",
+                "--tenant",
+                "acme",
+                "--profile",
+                "big",
+                "--quiet",
+            ])
+            .trim()
+            .to_owned(),
+        );
+    }
+
+    manager.kill9();
+    let (manager, addr2) = spawn_until(
+        &bin.join("theia-manager"),
+        &["--listen", &addr, "--data-dir", data_arg],
+        "serving",
+    );
+    assert_eq!(addr2, addr);
+    let listed = ok(&["--output", "json", "claim", "list"]);
+    let json: serde_json::Value =
+        serde_json::from_str(&listed).expect("--output json prints JSON only");
+    let text = json.to_string();
+    for id in &ids {
+        assert!(
+            text.contains(id.as_str()),
+            "claim {id} lost after kill -9: {listed}"
+        );
+    }
+    let (ok_show, shown, _) = run(&theia, &["tenant", "show", "acme"], &addr);
+    assert!(ok_show && shown.contains("acme"));
+
+    assert!(
+        agent.terminate().success(),
+        "the agent stops cleanly on SIGTERM"
+    );
+    assert!(
+        manager.terminate().success(),
+        "the manager stops cleanly on SIGTERM"
+    );
+}
