@@ -98,6 +98,8 @@ impl Manager {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let Manager { app, listener } = self;
+        // Should this future be dropped mid-flight, its streams end with it.
+        let _stop_on_drop = StopOnDrop(app.clone());
         let api = Api(app.clone());
         let (health, health_service) = tonic_health::server::health_reporter();
         health
@@ -139,7 +141,8 @@ impl Manager {
             stopper.stop();
             let _ = drained_tx.send(());
         };
-        tracing::info!(manager = %app.manager_id, address = %app.address, store = %app.ledger.lock().await.store().location(), "theia-manager serving");
+        let location = app.ledger.lock().await.store().location();
+        tracing::info!(manager = %app.manager_id, address = %app.address, store = %location, "theia-manager serving");
         let server = tonic::transport::Server::builder()
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -174,6 +177,15 @@ impl Manager {
         tasks.shutdown().await;
         app.ledger.lock().await.flush().await?;
         served.context("gRPC server failed")
+    }
+}
+
+/// Ends every agent stream when dropped, so that nothing outlives `serve`.
+struct StopOnDrop(Arc<App>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.stop();
     }
 }
 

@@ -44,7 +44,21 @@ impl TestManager {
     pub async fn start(dir: &Path) -> Self {
         let mut config = ManagerConfig::for_dir(dir, "127.0.0.1:0".parse().unwrap());
         fast(&mut config);
-        let manager = Manager::bind(config).await.expect("manager binds");
+        // After a kill, the old manager's tasks may take a moment to let go
+        // of the store, as a dying process would.
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        let manager = loop {
+            match Manager::bind(config.clone()).await {
+                Ok(m) => break m,
+                Err(e)
+                    if e.to_string().contains("already open")
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("manager binds: {e:#}"),
+            }
+        };
         let addr = manager.local_addr();
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(manager.serve(async move {
@@ -355,7 +369,7 @@ pub fn spawn_until(program: &Path, args: &[&str], marker: &str) -> (Child, Strin
         let tx = tx.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                eprintln!("[{}] {line}", "child");
+                eprintln!("[child] {line}");
                 let _ = tx.send(line);
             }
         });

@@ -44,7 +44,8 @@ async fn a_killed_manager_restarts_with_every_claim() {
     let manager = TestManager::start(&w.dir.path().join("manager")).await;
     let mut api = Clients::new(manager.channel().await);
     let after = api.all_claims().await;
-    let key = |cs: &[v1::Claim]| -> Vec<(String, i32, Vec<(String, u32, bool)>)> {
+    type Placed = Vec<(String, u32, bool)>;
+    let key = |cs: &[v1::Claim]| -> Vec<(String, i32, Placed)> {
         cs.iter()
             .map(|c| {
                 (

@@ -160,7 +160,7 @@ impl Api {
         loop {
             let msg = tokio::select! {
                 msg = inbound.message() => msg,
-                _ = stopping.changed() => break,
+                _ = stopping.wait_for(|stop| *stop) => break,
             };
             let body = match msg {
                 Ok(Some(v1::AgentMessage { body: Some(body) })) => body,

@@ -1,0 +1,100 @@
+//! The agent's life: open the driver, then keep a session with some manager
+//! of the list until told to stop, failing over to the next one after a
+//! jittered backoff whenever a stream cannot be opened or ends.
+
+use std::future::Future;
+
+use anyhow::Context;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::backoff::Backoff;
+use crate::config::check_manager_url;
+use crate::session::{Agent, End, millis, stopped};
+use crate::{AgentConfig, driver, tls};
+
+/// Aborts the task it holds when dropped, so that `run` leaves nothing
+/// behind however it returns.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs the agent until `shutdown` completes, then returns `Ok`.
+///
+/// Unreachable managers are never an error: the agent keeps trying them in
+/// turn. It fails only when it cannot work at all: the state directory
+/// cannot be created, read or written, or the manager list is unusable.
+pub async fn run(
+    config: AgentConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    if config.managers.is_empty() {
+        anyhow::bail!("managers: list at least one manager URL, e.g. http://127.0.0.1:7070");
+    }
+    for url in &config.managers {
+        check_manager_url(url).map_err(|reason| anyhow::anyhow!("managers: {reason}"))?;
+    }
+    let driver = driver::open(&config.driver, &config.state_dir)
+        .with_context(|| format!("cannot start the {} driver", config.driver.name()))?;
+    let (tls, ca_bundle) = tls::client_tls();
+    if ca_bundle.is_none()
+        && config
+            .managers
+            .iter()
+            .any(|m| m.to_ascii_lowercase().starts_with("https:"))
+    {
+        tracing::warn!("no CA bundle found (set SSL_CERT_FILE); https managers cannot be verified");
+    }
+
+    // The shutdown future is awaited once, here; every wait of the agent
+    // watches the flag it sets.
+    let (stop_tx, mut stop) = watch::channel(false);
+    let _forward = AbortOnDrop(tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    }));
+
+    tracing::info!(
+        datacenter = %config.dc,
+        driver = driver.name(),
+        state_dir = %config.state_dir.display(),
+        managers = %config.managers.join(","),
+        "agent starting"
+    );
+    let mut agent = Agent::new(config.dc.clone(), config.labels.clone(), driver, tls);
+    let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
+    let mut index = 0;
+    loop {
+        let url = &config.managers[index];
+        tracing::debug!(manager = %url, "connecting");
+        match agent.session(url, &stop).await {
+            End::Shutdown => break,
+            End::Lost(reason) => {
+                tracing::warn!(manager = %url, %reason, "lost the manager");
+                backoff.reset();
+            }
+            End::Unreachable(reason) => {
+                tracing::warn!(manager = %url, %reason, "cannot reach the manager");
+            }
+        }
+        index = (index + 1) % config.managers.len();
+        let next = &config.managers[index];
+        let delay = backoff.next_delay();
+        let delay_ms = millis(delay);
+        if next == url {
+            tracing::info!(manager = %next, delay_ms, "reconnecting");
+        } else {
+            tracing::info!(from = %url, to = %next, delay_ms, "failing over to the next manager");
+        }
+        tokio::select! {
+            _ = stopped(&mut stop) => break,
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+    tracing::info!(datacenter = %config.dc, "agent stopped");
+    Ok(())
+}

@@ -1,0 +1,562 @@
+//! The command line as clap sees it, and its mapping to request messages.
+//! Values the server validates (classes, quantities, selectors, names) pass
+//! through as typed; only `k=v` lists are split here.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use theia::api::v1;
+
+/// theia: schedules tenants onto logical infrastructure.
+///
+/// Talks to a theia-manager over gRPC. `theia dev` runs a manager and a local
+/// agent in this process for trying it out. --manager and --output can also
+/// come from THEIA_MANAGER / THEIA_OUTPUT or a config file (--config,
+/// ~/.config/theia/config.yaml, /etc/theia/config.yaml).
+#[derive(Parser, Debug)]
+#[command(name = "theia", version, propagate_version = true)]
+pub struct Cli {
+    /// Options every command takes.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes; each is also a configuration key.
+#[derive(Args, Debug, Default)]
+pub struct GlobalArgs {
+    /// The manager to talk to [default: http://127.0.0.1:7070].
+    #[arg(long, global = true, value_name = "URL")]
+    pub manager: Option<String>,
+    /// How to print results [default: table].
+    #[arg(long, global = true, value_enum, value_name = "FORMAT")]
+    pub output: Option<OutputFormat>,
+    /// A YAML config file, above the user and system files.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl GlobalArgs {
+    /// The configuration keys given as flags, for the highest layer.
+    pub fn flags(&self) -> Vec<(String, String)> {
+        let mut flags = Vec::new();
+        if let Some(m) = &self.manager {
+            flags.push(("manager".to_owned(), m.clone()));
+        }
+        if let Some(o) = self.output {
+            flags.push(("output".to_owned(), o.as_str().to_owned()));
+        }
+        flags
+    }
+}
+
+/// How results are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Human-readable tables and short messages.
+    Table,
+    /// One pretty-printed JSON document on stdout.
+    Json,
+}
+
+impl OutputFormat {
+    /// The name used in flags and configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Table => "table",
+            Self::Json => "json",
+        }
+    }
+
+    /// Reads the `output` configuration value.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "table" => Ok(Self::Table),
+            "json" => Ok(Self::Json),
+            _ => Err(format!(
+                "{text:?} is not an output format; use table or json"
+            )),
+        }
+    }
+}
+
+/// The commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a manager and a local agent in this process, to try theia out.
+    Dev(DevArgs),
+    /// Datacenters and their capacity.
+    #[command(subcommand)]
+    Dc(DcCommand),
+    /// The logical infrastructure: every (or each selected) datacenter as one pool.
+    Infra(InfraArgs),
+    /// Tenants: the customers capacity is scheduled for.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Resource profiles: named bundles of resource classes.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Claims: capacity held for a tenant.
+    #[command(subcommand)]
+    Claim(ClaimCommand),
+    /// theia's own configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// `theia dev`.
+#[derive(Args, Debug)]
+pub struct DevArgs {
+    /// Where the manager's gRPC API listens.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7070")]
+    pub listen: SocketAddr,
+    /// Keep state here [default: a temporary directory removed at exit].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `theia dc ...`.
+#[derive(Subcommand, Debug)]
+pub enum DcCommand {
+    /// List datacenters.
+    List {
+        /// Only datacenters whose labels match, e.g. region=eu,tier!=edge.
+        #[arg(long, value_name = "SELECTOR")]
+        selector: Option<String>,
+    },
+    /// Show one datacenter with its capacity per class.
+    Show {
+        /// The datacenter's id.
+        dc: String,
+    },
+}
+
+/// `theia infra`.
+#[derive(Args, Debug)]
+pub struct InfraArgs {
+    /// Only datacenters whose labels match, e.g. region=eu,tier!=edge.
+    #[arg(long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+}
+
+/// `theia tenant ...`.
+#[derive(Subcommand, Debug)]
+pub enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        /// The tenant's name.
+        name: String,
+        /// Upper bound per class, e.g. compute.vcpu=512,compute.memory=2Ti.
+        #[arg(long, value_name = "LIST", value_parser = parse_kv_list)]
+        quota: Option<KvList>,
+        /// Who owns the tenant.
+        #[arg(long, value_name = "OWNER")]
+        owner: Option<String>,
+        /// A principal that may act for the tenant; repeat for more.
+        #[arg(long = "delegate", value_name = "PRINCIPAL")]
+        delegates: Vec<String>,
+        /// Labels, e.g. team=infra,cost-center=42.
+        #[arg(long, value_name = "LIST", value_parser = parse_kv_list)]
+        labels: Option<KvList>,
+    },
+    /// List tenants.
+    List,
+    /// Show one tenant with its quota and usage.
+    Show {
+        /// The tenant's name.
+        name: String,
+    },
+    /// Delete a tenant; refused while it holds claims.
+    Delete {
+        /// The tenant's name.
+        name: String,
+    },
+}
+
+/// `theia profile ...`.
+#[derive(Subcommand, Debug)]
+pub enum ProfileCommand {
+    /// Create a resource profile.
+    Create {
+        /// The profile's name, e.g. m.large.
+        name: String,
+        /// What one unit holds, e.g. compute.vcpu=64,compute.memory=256Gi.
+        #[arg(long, value_name = "LIST", value_parser = parse_kv_list)]
+        resources: KvList,
+        /// What the profile is for.
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+    },
+    /// List resource profiles.
+    List,
+    /// Show one resource profile.
+    Show {
+        /// The profile's name.
+        name: String,
+    },
+    /// Delete a resource profile.
+    Delete {
+        /// The profile's name.
+        name: String,
+    },
+}
+
+/// `theia claim ...`.
+#[derive(Subcommand, Debug)]
+pub enum ClaimCommand {
+    /// Claim capacity for a tenant; prints the claim id and its placement.
+    Create {
+        /// What to claim and where.
+        #[command(flatten)]
+        spec: ClaimSpecArgs,
+        /// Makes retries safe: the same tenant and id return the first claim.
+        #[arg(long, value_name = "ID")]
+        request_id: Option<String>,
+        /// Print only the claim id.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// List live claims.
+    List {
+        /// Only this tenant's claims.
+        #[arg(long, value_name = "TENANT")]
+        tenant: Option<String>,
+        /// Include released claims.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one claim.
+    Show {
+        /// The claim's id.
+        id: String,
+    },
+    /// Release a claim's capacity.
+    Release {
+        /// The claim's id.
+        id: String,
+    },
+    /// Ask whether a claim would fit, where, and why not; changes nothing.
+    Explain {
+        /// What to claim and where.
+        #[command(flatten)]
+        spec: ClaimSpecArgs,
+    },
+}
+
+/// What a claim asks for: shared by `claim create` and `claim explain`.
+#[derive(Args, Debug, Clone)]
+pub struct ClaimSpecArgs {
+    /// The tenant the capacity is for.
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: String,
+    /// What each unit is.
+    #[command(flatten)]
+    pub unit: UnitArgs,
+    /// How many units.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub count: u32,
+    /// Only datacenters whose labels match, e.g. region=eu,tier!=edge.
+    #[arg(long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// Only this datacenter; repeat (or separate with commas) for more.
+    #[arg(long = "datacenter", value_name = "DC", value_delimiter = ',')]
+    pub datacenters: Vec<String>,
+    /// Put every unit in a different datacenter.
+    #[arg(long)]
+    pub spread: bool,
+    /// At most this many units in any one datacenter.
+    #[arg(long, value_name = "N")]
+    pub max_per_datacenter: Option<u32>,
+    /// How to rank datacenters [default: binpack].
+    #[arg(long, value_enum, value_name = "STRATEGY")]
+    pub strategy: Option<StrategyArg>,
+}
+
+/// A unit is a profile or explicit resources, exactly one of them.
+#[derive(Args, Debug, Clone)]
+#[group(required = true, multiple = false)]
+pub struct UnitArgs {
+    /// Each unit is this profile's resources.
+    #[arg(long, value_name = "PROFILE")]
+    pub profile: Option<String>,
+    /// Each unit is these resources, e.g. compute.vcpu=4,compute.memory=16Gi.
+    #[arg(long, value_name = "LIST", value_parser = parse_kv_list)]
+    pub resources: Option<KvList>,
+}
+
+/// How the scheduler ranks the datacenters a unit fits in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StrategyArg {
+    /// Most allocated first: fill datacenters one after another.
+    Binpack,
+    /// Least allocated first: keep datacenters evenly used.
+    Spread,
+}
+
+impl From<StrategyArg> for v1::Strategy {
+    fn from(s: StrategyArg) -> Self {
+        match s {
+            StrategyArg::Binpack => v1::Strategy::Binpack,
+            StrategyArg::Spread => v1::Strategy::Spread,
+        }
+    }
+}
+
+impl ClaimSpecArgs {
+    /// The wire spec; `request_id` only for `claim create`.
+    pub fn to_wire(&self, request_id: Option<&str>) -> v1::ClaimSpec {
+        v1::ClaimSpec {
+            tenant: self.tenant.clone(),
+            request_id: request_id.unwrap_or_default().to_owned(),
+            count: self.count,
+            profile: self.unit.profile.clone().unwrap_or_default(),
+            resources: self
+                .unit
+                .resources
+                .as_ref()
+                .map(KvList::to_wire)
+                .unwrap_or_default(),
+            selector: self.selector.clone().unwrap_or_default(),
+            datacenters: self.datacenters.clone(),
+            distinct_datacenters: self.spread,
+            max_per_datacenter: self.max_per_datacenter.unwrap_or(0),
+            strategy: self
+                .strategy
+                .map_or(v1::Strategy::Unspecified, v1::Strategy::from) as i32,
+        }
+    }
+}
+
+/// `theia config ...`.
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Print every effective key, its value and where it came from.
+    Show,
+}
+
+/// A `k=v,k2=v2` list as typed: keys and values are passed on unchanged
+/// (trimmed), for the server to validate.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KvList(pub BTreeMap<String, String>);
+
+impl KvList {
+    /// The map as the wire types hold it.
+    pub fn to_wire(&self) -> HashMap<String, String> {
+        self.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
+/// Splits `k=v,k2=v2`; every item needs a `=`, and a key may appear once.
+/// clap names the flag in its error.
+pub fn parse_kv_list(text: &str) -> Result<KvList, String> {
+    let mut map = BTreeMap::new();
+    for item in text.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let Some((k, v)) = item.split_once('=') else {
+            return Err(format!("{item:?} is not key=value"));
+        };
+        let key = k.trim();
+        if key.is_empty() {
+            return Err(format!("{item:?} has no key before '='"));
+        }
+        if map.insert(key.to_owned(), v.trim().to_owned()).is_some() {
+            return Err(format!("{key:?} is given more than once"));
+        }
+    }
+    Ok(KvList(map))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("theia").chain(args.iter().copied()))
+    }
+
+    fn claim_spec(args: &[&str]) -> (v1::ClaimSpec, bool) {
+        match parse(args).expect("parses").command {
+            Command::Claim(ClaimCommand::Create {
+                spec,
+                request_id,
+                quiet,
+            }) => (spec.to_wire(request_id.as_deref()), quiet),
+            Command::Claim(ClaimCommand::Explain { spec }) => (spec.to_wire(None), false),
+            other => panic!("unexpected command {other:?}"),
+        }
+    }
+
+    #[test]
+    fn kv_list_splits_and_keeps_values_as_typed() {
+        let list = parse_kv_list("compute.vcpu=64, compute.memory = 256Gi,,").unwrap();
+        let expected: BTreeMap<_, _> = [
+            ("compute.memory".to_owned(), "256Gi".to_owned()),
+            ("compute.vcpu".to_owned(), "64".to_owned()),
+        ]
+        .into();
+        assert_eq!(list.0, expected);
+        // Units and classes are the server's to judge, not ours.
+        assert_eq!(
+            parse_kv_list("bogus.class=lots").unwrap().0["bogus.class"],
+            "lots"
+        );
+    }
+
+    #[test]
+    fn kv_list_rejects_items_without_equals_or_key_and_duplicates() {
+        assert!(
+            parse_kv_list("compute.vcpu")
+                .unwrap_err()
+                .contains("\"compute.vcpu\"")
+        );
+        assert!(parse_kv_list("=4").is_err());
+        assert!(
+            parse_kv_list("a=1,a=2")
+                .unwrap_err()
+                .contains("more than once")
+        );
+        assert_eq!(parse_kv_list("").unwrap(), KvList::default());
+    }
+
+    #[test]
+    fn a_bad_list_is_a_usage_error_naming_the_flag() {
+        let err = parse(&["tenant", "create", "acme", "--quota", "compute.vcpu"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("--quota"), "{err}");
+    }
+
+    #[test]
+    fn claim_create_maps_every_flag() {
+        let (spec, quiet) = claim_spec(&[
+            "claim",
+            "create",
+            "--tenant",
+            "acme",
+            "--resources",
+            "compute.vcpu=4,compute.memory=16Gi",
+            "--count",
+            "3",
+            "--selector",
+            "region=eu",
+            "--datacenter",
+            "dc1,dc2",
+            "--datacenter",
+            "dc3",
+            "--spread",
+            "--max-per-datacenter",
+            "2",
+            "--strategy",
+            "spread",
+            "--request-id",
+            "r-1",
+            "-q",
+        ]);
+        assert!(quiet);
+        assert_eq!(spec.tenant, "acme");
+        assert_eq!(spec.count, 3);
+        assert_eq!(spec.profile, "");
+        assert_eq!(spec.resources["compute.memory"], "16Gi");
+        assert_eq!(spec.resources.len(), 2);
+        assert_eq!(spec.selector, "region=eu");
+        assert_eq!(spec.datacenters, ["dc1", "dc2", "dc3"]);
+        assert!(spec.distinct_datacenters);
+        assert_eq!(spec.max_per_datacenter, 2);
+        assert_eq!(spec.strategy, v1::Strategy::Spread as i32);
+        assert_eq!(spec.request_id, "r-1");
+    }
+
+    #[test]
+    fn claim_defaults_leave_choices_to_the_server() {
+        let (spec, quiet) = claim_spec(&["claim", "explain", "--tenant", "t", "--profile", "p"]);
+        assert!(!quiet);
+        assert_eq!(spec.profile, "p");
+        assert!(spec.resources.is_empty());
+        assert_eq!(spec.count, 1);
+        assert_eq!(spec.strategy, v1::Strategy::Unspecified as i32);
+        assert_eq!(spec.max_per_datacenter, 0);
+        assert!(!spec.distinct_datacenters);
+        assert_eq!(spec.request_id, "");
+    }
+
+    #[test]
+    fn strategy_names_parse() {
+        let (spec, _) = claim_spec(&[
+            "claim",
+            "explain",
+            "--tenant",
+            "t",
+            "--profile",
+            "p",
+            "--strategy",
+            "binpack",
+        ]);
+        assert_eq!(spec.strategy, v1::Strategy::Binpack as i32);
+        assert!(
+            parse(&[
+                "claim",
+                "explain",
+                "--tenant",
+                "t",
+                "--profile",
+                "p",
+                "--strategy",
+                "rr"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn profile_and_resources_are_exclusive_and_one_is_required() {
+        assert!(parse(&["claim", "create", "--tenant", "t"]).is_err());
+        let both = [
+            "claim",
+            "create",
+            "--tenant",
+            "t",
+            "--profile",
+            "p",
+            "--resources",
+            "compute.vcpu=1",
+        ];
+        assert_eq!(
+            parse(&both).unwrap_err().kind(),
+            clap::error::ErrorKind::ArgumentConflict
+        );
+    }
+
+    #[test]
+    fn only_flags_given_become_config_flags() {
+        let cli = parse(&["dc", "list", "--output", "json"]).unwrap();
+        assert_eq!(
+            cli.global.flags(),
+            [("output".to_owned(), "json".to_owned())]
+        );
+        let cli = parse(&["--manager", "http://m:1", "config", "show"]).unwrap();
+        assert_eq!(
+            cli.global.flags(),
+            [("manager".to_owned(), "http://m:1".to_owned())]
+        );
+        assert!(parse(&["infra"]).unwrap().global.flags().is_empty());
+    }
+
+    #[test]
+    fn output_format_from_config_text() {
+        assert_eq!(OutputFormat::parse("JSON"), Ok(OutputFormat::Json));
+        assert_eq!(OutputFormat::parse("table"), Ok(OutputFormat::Table));
+        assert!(
+            OutputFormat::parse("xml")
+                .unwrap_err()
+                .contains("table or json")
+        );
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

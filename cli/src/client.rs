@@ -1,0 +1,126 @@
+//! One connection to a manager and the service clients on it.
+
+use std::time::Duration;
+
+use theia::api::v1::claim_service_client::ClaimServiceClient;
+use theia::api::v1::infrastructure_service_client::InfrastructureServiceClient;
+use theia::api::v1::profile_service_client::ProfileServiceClient;
+use theia::api::v1::tenant_service_client::TenantServiceClient;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::error::{CliError, chain};
+
+/// How long connecting may take before the manager counts as unreachable.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connected manager.
+#[derive(Clone, Debug)]
+pub struct Client {
+    url: String,
+    channel: Channel,
+}
+
+/// Accepts `host:port` as shorthand for `http://host:port`.
+pub fn normalise_url(text: &str) -> String {
+    let text = text.trim();
+    if text.contains("://") {
+        text.to_owned()
+    } else {
+        format!("http://{text}")
+    }
+}
+
+impl Client {
+    /// Connects now, so that an unreachable manager is reported as such
+    /// before any request is made.
+    pub async fn connect(manager: &str) -> Result<Self, CliError> {
+        let url = normalise_url(manager);
+        let endpoint = Endpoint::from_shared(url.clone())
+            .map_err(|e| {
+                CliError::other(format!(
+                    "manager: {url:?} is not a URL such as http://127.0.0.1:7070 ({})",
+                    chain(&e)
+                ))
+            })?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(CALL_TIMEOUT);
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| CliError::Unreachable {
+                url: url.clone(),
+                cause: chain(&e),
+            })?;
+        Ok(Self { url, channel })
+    }
+
+    /// Reads a failed call in terms of this manager.
+    pub fn error(&self, status: tonic::Status) -> CliError {
+        CliError::from_status(status, &self.url)
+    }
+
+    /// Datacenters and the logical infrastructure.
+    pub fn infrastructure(&self) -> InfrastructureServiceClient<Channel> {
+        InfrastructureServiceClient::new(self.channel.clone())
+    }
+
+    /// Tenants.
+    pub fn tenants(&self) -> TenantServiceClient<Channel> {
+        TenantServiceClient::new(self.channel.clone())
+    }
+
+    /// Resource profiles.
+    pub fn profiles(&self) -> ProfileServiceClient<Channel> {
+        ProfileServiceClient::new(self.channel.clone())
+    }
+
+    /// Claims.
+    pub fn claims(&self) -> ClaimServiceClient<Channel> {
+        ClaimServiceClient::new(self.channel.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_port_means_plain_http() {
+        assert_eq!(normalise_url("127.0.0.1:7070"), "http://127.0.0.1:7070");
+        assert_eq!(
+            normalise_url(" https://m.example:443 "),
+            "https://m.example:443"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_reported_as_unreachable() {
+        // Bind then drop, so the port is very likely closed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}");
+        let err = Client::connect(&url).await.unwrap_err();
+        let line = err.line();
+        assert!(
+            line.starts_with(&format!(
+                "cannot reach the manager at {url} (is theia-manager or `theia dev` running?): "
+            )),
+            "{line}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_malformed_url_is_named() {
+        let err = Client::connect("http://exa mple").await.unwrap_err();
+        assert!(
+            err.line()
+                .starts_with("manager: \"http://exa mple\" is not a URL"),
+            "{}",
+            err.line()
+        );
+    }
+}

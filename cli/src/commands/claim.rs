@@ -1,0 +1,318 @@
+//! `theia claim create|list|show|release|explain`.
+
+use theia::api::v1;
+
+use super::Ctx;
+use crate::args::ClaimCommand;
+use crate::error::CliError;
+use crate::json;
+use crate::output::{fields, print_text, table};
+use crate::wire::{age, kv_text, list_text, or_dash, state_name, strategy_name, yes_no};
+
+/// Runs a `claim` command.
+pub async fn run(ctx: &Ctx, command: ClaimCommand) -> Result<(), CliError> {
+    let client = ctx.client().await?;
+    let mut claims = client.claims();
+    match command {
+        ClaimCommand::Create {
+            spec,
+            request_id,
+            quiet,
+        } => {
+            let request = v1::CreateClaimRequest {
+                spec: Some(spec.to_wire(request_id.as_deref())),
+            };
+            let c = claims
+                .create_claim(request)
+                .await
+                .map_err(|s| client.error(s))?
+                .into_inner();
+            if quiet {
+                return print_text(&c.id);
+            }
+            ctx.out.show(|| json::claim(&c), || created_view(&c))
+        }
+        ClaimCommand::List { tenant, all } => {
+            let request = v1::ListClaimsRequest {
+                tenant: tenant.unwrap_or_default(),
+                include_released: all,
+            };
+            let list = claims
+                .list_claims(request)
+                .await
+                .map_err(|s| client.error(s))?
+                .into_inner()
+                .claims;
+            ctx.out.show(
+                || list.iter().map(json::claim).collect(),
+                || list_view(&list),
+            )
+        }
+        ClaimCommand::Show { id } => {
+            let c = claims
+                .get_claim(v1::GetClaimRequest { id })
+                .await
+                .map_err(|s| client.error(s))?
+                .into_inner();
+            ctx.out.show(|| json::claim(&c), || show_view(&c))
+        }
+        ClaimCommand::Release { id } => {
+            let c = claims
+                .release_claim(v1::ReleaseClaimRequest { id })
+                .await
+                .map_err(|s| client.error(s))?
+                .into_inner();
+            ctx.out
+                .show(|| json::claim(&c), || format!("released claim {}", c.id))
+        }
+        ClaimCommand::Explain { spec } => {
+            let request = v1::ExplainClaimRequest {
+                spec: Some(spec.to_wire(None)),
+            };
+            let e = claims
+                .explain_claim(request)
+                .await
+                .map_err(|s| client.error(s))?
+                .into_inner();
+            // A question, not a failure: the exit status is 0 either way.
+            ctx.out.show(|| json::explain(&e), || explain_view(&e))
+        }
+    }
+}
+
+/// `profile small` or the explicit resources of one unit.
+fn unit_text(spec: Option<&v1::ClaimSpec>) -> String {
+    match spec {
+        Some(s) if !s.profile.is_empty() => format!("profile {}", s.profile),
+        Some(s) => kv_text(&s.resources),
+        None => "-".to_owned(),
+    }
+}
+
+/// Where the units went, as `dc1:2,dc2:1`.
+fn placement_text(placements: &[v1::Placement]) -> String {
+    let parts: Vec<String> = placements
+        .iter()
+        .map(|p| format!("{}:{}", p.datacenter, p.units))
+        .collect();
+    list_text(&parts)
+}
+
+fn placements_table(placements: &[v1::Placement], with_applied: bool) -> String {
+    let mut headers = vec!["DATACENTER", "UNITS", "RESOURCES"];
+    if with_applied {
+        headers.push("APPLIED");
+    }
+    table(
+        &headers,
+        placements.iter().map(|p| {
+            let mut row = vec![
+                p.datacenter.clone(),
+                p.units.to_string(),
+                kv_text(&p.resources),
+            ];
+            if with_applied {
+                row.push(yes_no(p.applied).to_owned());
+            }
+            row
+        }),
+    )
+}
+
+fn created_view(c: &v1::Claim) -> String {
+    let (tenant, count) = c
+        .spec
+        .as_ref()
+        .map_or(("-", 0), |s| (s.tenant.as_str(), s.count));
+    let units = if count == 1 { "unit" } else { "units" };
+    format!(
+        "claim {} {}: {count} {units} of {} for tenant {tenant}\n\n{}",
+        c.id,
+        state_name(c.state),
+        unit_text(c.spec.as_ref()),
+        placements_table(&c.placements, true)
+    )
+}
+
+fn list_view(list: &[v1::Claim]) -> String {
+    if list.is_empty() {
+        return "no claims".to_owned();
+    }
+    table(
+        &[
+            "ID",
+            "TENANT",
+            "STATE",
+            "UNITS",
+            "UNIT",
+            "PLACEMENT",
+            "AT_RISK",
+            "AGE",
+        ],
+        list.iter().map(|c| {
+            let spec = c.spec.as_ref();
+            vec![
+                c.id.clone(),
+                spec.map_or_else(|| "-".to_owned(), |s| s.tenant.clone()),
+                state_name(c.state).to_owned(),
+                spec.map_or(0, |s| s.count).to_string(),
+                spec.map_or_else(
+                    || "-".to_owned(),
+                    |s| {
+                        if s.profile.is_empty() {
+                            kv_text(&s.resources)
+                        } else {
+                            s.profile.clone()
+                        }
+                    },
+                ),
+                placement_text(&c.placements),
+                yes_no(c.at_risk).to_owned(),
+                age(c.created_unix_ms),
+            ]
+        }),
+    )
+}
+
+fn show_view(c: &v1::Claim) -> String {
+    let default = v1::ClaimSpec::default();
+    let s = c.spec.as_ref().unwrap_or(&default);
+    let at_risk = if c.at_risk {
+        format!("yes ({})", list_text(&c.at_risk_datacenters))
+    } else {
+        "no".to_owned()
+    };
+    let max_per_dc = match s.max_per_datacenter {
+        0 => "no limit".to_owned(),
+        n => n.to_string(),
+    };
+    let head = fields(&[
+        ("id", c.id.clone()),
+        ("tenant", or_dash(&s.tenant)),
+        ("state", state_name(c.state).to_owned()),
+        ("at risk", at_risk),
+        ("units", s.count.to_string()),
+        ("unit", unit_text(c.spec.as_ref())),
+        ("per unit", kv_text(&c.unit_resources)),
+        ("selector", or_dash(&s.selector)),
+        ("datacenters", list_text(&s.datacenters)),
+        ("distinct dcs", yes_no(s.distinct_datacenters).to_owned()),
+        ("max per dc", max_per_dc),
+        ("strategy", strategy_name(s.strategy).to_owned()),
+        ("request id", or_dash(&s.request_id)),
+        ("created", format!("{} ago", age(c.created_unix_ms))),
+        ("updated", format!("{} ago", age(c.updated_unix_ms))),
+    ]);
+    if c.placements.is_empty() {
+        return format!("{head}\n\nno placements");
+    }
+    format!("{head}\n\n{}", placements_table(&c.placements, true))
+}
+
+fn explain_view(e: &v1::ExplainClaimResponse) -> String {
+    let mut out = format!(
+        "fits: {}{}",
+        yes_no(e.fits),
+        if e.summary.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", e.summary)
+        }
+    );
+    if !e.placements.is_empty() {
+        out.push_str("\n\nwould place:\n");
+        out.push_str(&placements_table(&e.placements, false));
+    }
+    if !e.verdicts.is_empty() {
+        out.push_str("\n\n");
+        out.push_str(&table(
+            &["DATACENTER", "UNITS_THAT_FIT", "REASONS"],
+            e.verdicts.iter().map(|v| {
+                vec![
+                    v.datacenter.clone(),
+                    v.units_that_fit.to_string(),
+                    or_dash(&v.reasons.join("; ")),
+                ]
+            }),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn placement(dc: &str, units: u32) -> v1::Placement {
+        v1::Placement {
+            datacenter: dc.into(),
+            units,
+            resources: [("compute.vcpu".to_owned(), units.to_string())].into(),
+            applied: false,
+        }
+    }
+
+    #[test]
+    fn created_view_names_the_claim_and_its_placement() {
+        let c = v1::Claim {
+            id: "c-00ab".into(),
+            spec: Some(v1::ClaimSpec {
+                tenant: "acme".into(),
+                count: 2,
+                profile: "small".into(),
+                ..Default::default()
+            }),
+            state: v1::ClaimState::Placed as i32,
+            placements: vec![placement("local", 2)],
+            ..Default::default()
+        };
+        let view = created_view(&c);
+        let first = view.lines().next().unwrap();
+        assert_eq!(
+            first,
+            "claim c-00ab placed: 2 units of profile small for tenant acme"
+        );
+        assert!(
+            view.contains("local       2      compute.vcpu=2  no"),
+            "{view}"
+        );
+    }
+
+    #[test]
+    fn explain_lists_reasons_per_datacenter_when_it_does_not_fit() {
+        let e = v1::ExplainClaimResponse {
+            fits: false,
+            summary: "needs 3 units, 1 fit".into(),
+            placements: vec![],
+            verdicts: vec![
+                v1::DatacenterVerdict {
+                    datacenter: "a".into(),
+                    units_that_fit: 1,
+                    reasons: vec![],
+                },
+                v1::DatacenterVerdict {
+                    datacenter: "b".into(),
+                    units_that_fit: 0,
+                    reasons: vec!["down".into(), "compute.vcpu: 0 available".into()],
+                },
+            ],
+        };
+        let view = explain_view(&e);
+        assert!(
+            view.starts_with("fits: no (needs 3 units, 1 fit)"),
+            "{view}"
+        );
+        assert!(!view.contains("would place"), "{view}");
+        let b = view.lines().find(|l| l.starts_with("b ")).unwrap();
+        assert!(b.ends_with("down; compute.vcpu: 0 available"), "{b}");
+    }
+
+    #[test]
+    fn placements_read_compactly_in_lists() {
+        assert_eq!(
+            placement_text(&[placement("a", 2), placement("b", 1)]),
+            "a:2,b:1"
+        );
+        assert_eq!(placement_text(&[]), "-");
+    }
+}

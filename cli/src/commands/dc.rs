@@ -1,0 +1,119 @@
+//! `theia dc list|show`.
+
+use theia::api::v1;
+
+use super::Ctx;
+use crate::args::DcCommand;
+use crate::error::CliError;
+use crate::json;
+use crate::output::{fields, table};
+use crate::wire::{age, kv_text, liveness_name, or_dash, yes_no};
+
+/// Runs a `dc` command.
+pub async fn run(ctx: &Ctx, command: DcCommand) -> Result<(), CliError> {
+    let client = ctx.client().await?;
+    match command {
+        DcCommand::List { selector } => {
+            let request = v1::ListDatacentersRequest {
+                selector: selector.unwrap_or_default(),
+            };
+            let dcs = client
+                .infrastructure()
+                .list_datacenters(request)
+                .await
+                .map_err(|s| client.error(s))?
+                .into_inner()
+                .datacenters;
+            ctx.out.show(
+                || dcs.iter().map(json::datacenter).collect(),
+                || list_view(&dcs),
+            )
+        }
+        DcCommand::Show { dc } => {
+            let dc = client
+                .infrastructure()
+                .get_datacenter(v1::GetDatacenterRequest { id: dc })
+                .await
+                .map_err(|s| client.error(s))?
+                .into_inner();
+            ctx.out.show(|| json::datacenter(&dc), || show_view(&dc))
+        }
+    }
+}
+
+fn list_view(dcs: &[v1::Datacenter]) -> String {
+    if dcs.is_empty() {
+        return "no datacenters; one appears when its theia-agent connects".to_owned();
+    }
+    table(
+        &[
+            "ID",
+            "LIVENESS",
+            "SCHEDULABLE",
+            "CLAIMS",
+            "SEEN",
+            "DRIVER",
+            "LABELS",
+        ],
+        dcs.iter().map(|dc| {
+            vec![
+                dc.id.clone(),
+                liveness_name(dc.liveness).to_owned(),
+                yes_no(dc.schedulable).to_owned(),
+                dc.claims.to_string(),
+                age(dc.last_seen_unix_ms),
+                or_dash(&dc.driver),
+                kv_text(&dc.labels),
+            ]
+        }),
+    )
+}
+
+fn capacity_table(capacity: &[v1::ClassCapacity]) -> String {
+    table(
+        &[
+            "CLASS",
+            "TOTAL",
+            "RESERVED",
+            "RATIO",
+            "ALLOCATED",
+            "AVAILABLE",
+            "REPORTED_FREE",
+        ],
+        capacity.iter().map(|c| {
+            vec![
+                c.class.clone(),
+                or_dash(&c.total),
+                or_dash(&c.reserved),
+                format!("{}", c.allocation_ratio),
+                or_dash(&c.allocated),
+                or_dash(&c.available),
+                or_dash(&c.reported_free),
+            ]
+        }),
+    )
+}
+
+fn show_view(dc: &v1::Datacenter) -> String {
+    let head = fields(&[
+        ("id", dc.id.clone()),
+        ("liveness", liveness_name(dc.liveness).to_owned()),
+        ("schedulable", yes_no(dc.schedulable).to_owned()),
+        ("last seen", last_seen(dc.last_seen_unix_ms)),
+        ("agent", or_dash(&dc.agent_version)),
+        ("driver", or_dash(&dc.driver)),
+        ("labels", kv_text(&dc.labels)),
+        ("claims", dc.claims.to_string()),
+    ]);
+    if dc.capacity.is_empty() {
+        return format!("{head}\n\nno capacity reported yet");
+    }
+    format!("{head}\n\n{}", capacity_table(&dc.capacity))
+}
+
+fn last_seen(unix_ms: i64) -> String {
+    match age(unix_ms) {
+        a if a == "never" => a,
+        a => format!("{a} ago"),
+    }
+}

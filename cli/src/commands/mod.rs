@@ -1,0 +1,54 @@
+//! One module per command group; each turns arguments into requests and
+//! answers into output.
+
+pub mod claim;
+pub mod config;
+pub mod dc;
+pub mod dev;
+pub mod infra;
+pub mod profile;
+pub mod tenant;
+
+use theia::config::{Config, ConfigError, Source};
+
+use crate::args::OutputFormat;
+use crate::client::Client;
+use crate::error::CliError;
+use crate::output::Output;
+
+/// What every command gets: the effective configuration and the output format.
+#[derive(Debug)]
+pub struct Ctx {
+    /// The effective configuration.
+    pub config: Config,
+    /// Where results go.
+    pub out: Output,
+}
+
+impl Ctx {
+    /// Checks the output format and keeps the configuration.
+    pub fn new(config: Config) -> Result<Self, CliError> {
+        let format = output_format(&config)?;
+        Ok(Self {
+            config,
+            out: Output { format },
+        })
+    }
+
+    /// Connects to the configured manager.
+    pub async fn client(&self) -> Result<Client, CliError> {
+        Client::connect(&self.config.string("manager")?).await
+    }
+}
+
+/// The `output` key, checked.
+pub fn output_format(config: &Config) -> Result<OutputFormat, CliError> {
+    let text = config.string("output")?;
+    OutputFormat::parse(&text).map_err(|reason| {
+        CliError::Config(ConfigError::Invalid {
+            key: "output".to_owned(),
+            origin: config.source("output").cloned().unwrap_or(Source::Default),
+            reason,
+        })
+    })
+}
