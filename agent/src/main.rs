@@ -98,6 +98,7 @@ async fn main_inner(args: Args) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     for (key, source) in config.unknown_keys() {
         tracing::warn!(%key, %source, "unknown configuration key; ignored");

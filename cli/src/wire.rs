@@ -61,6 +61,18 @@ pub fn or_dash(text: &str) -> String {
     }
 }
 
+/// A wire quantity of `class` in a table's short form (`23.5Gi`); text the
+/// CLI cannot read back is shown as it came.
+pub fn short_quantity(class: &str, text: &str) -> String {
+    match (
+        theia::model::ResourceClass::parse(class),
+        theia::model::parse_quantity(text),
+    ) {
+        (Ok(class), Ok(amount)) => class.format_short(amount),
+        _ => or_dash(text),
+    }
+}
+
 /// A list as `a,b`, or `-` when empty.
 pub fn list_text(items: &[String]) -> String {
     or_dash(&items.join(","))

@@ -15,5 +15,5 @@ pub use names::{MAX_NAME_LEN, validate_name, validate_request_id};
 pub use objects::{
     Claim, ClaimSpec, ClaimState, Datacenter, Inventory, Placement, Profile, Strategy, Tenant,
 };
-pub use quantity::{QuantityError, format_quantity, parse_quantity};
+pub use quantity::{QuantityError, format_quantity, format_quantity_short, parse_quantity};
 pub use resources::{Family, ResourceClass, Resources, UnitKind, WELL_KNOWN_CLASSES};

@@ -130,6 +130,39 @@ pub fn format_quantity(value: u64, kind: UnitKind) -> String {
     value.to_string()
 }
 
+/// A short form for tables: the exact form when it is short (`256Gi`,
+/// `64`), otherwise about three significant figures in the class's units
+/// (`23.5Gi`, `1.25M`). Not meant to be parsed back exactly.
+pub fn format_quantity_short(value: u64, kind: UnitKind) -> String {
+    let exact = format_quantity(value, kind);
+    if exact.len() <= 6 {
+        return exact;
+    }
+    let table: &[(&str, u128)] = match kind {
+        UnitKind::Bytes => &BINARY,
+        UnitKind::Count | UnitKind::BitsPerSecond => &DECIMAL,
+    };
+    let v = u128::from(value);
+    let Some((suffix, mult)) = table.iter().rev().find(|(_, m)| v >= *m) else {
+        return exact;
+    };
+    let scaled = value as f64 / *mult as f64;
+    let digits = if scaled >= 100.0 {
+        0
+    } else if scaled >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let text = format!("{scaled:.digits$}");
+    let text = if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &text
+    };
+    format!("{text}{suffix}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,6 +229,22 @@ mod tests {
         );
         assert_eq!(format_quantity(512, UnitKind::Count), "512");
         assert_eq!(format_quantity(0, UnitKind::Bytes), "0");
+    }
+
+    #[test]
+    fn short_forms_are_readable() {
+        assert_eq!(
+            format_quantity_short(24_684_084 << 10, UnitKind::Bytes),
+            "23.5Gi"
+        );
+        assert_eq!(format_quantity_short(256 << 30, UnitKind::Bytes), "256Gi");
+        assert_eq!(format_quantity_short(1_234_567, UnitKind::Count), "1.23M");
+        assert_eq!(format_quantity_short(64, UnitKind::Count), "64");
+        assert_eq!(
+            format_quantity_short(10_000_000_001, UnitKind::BitsPerSecond),
+            "10G"
+        );
+        assert_eq!(format_quantity_short(3 << 40, UnitKind::Bytes), "3Ti");
     }
 
     proptest! {

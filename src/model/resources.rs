@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::{FieldError, format_quantity, parse_quantity};
+use super::{FieldError, format_quantity, format_quantity_short, parse_quantity};
 
 /// The classes theia knows, with their unit; operators add `custom.*` ones.
 pub const WELL_KNOWN_CLASSES: &[(&str, UnitKind)] = &[
@@ -97,9 +97,14 @@ impl ResourceClass {
             .map_or(UnitKind::Count, |(_, u)| *u)
     }
 
-    /// Prints an amount of this class in human units.
+    /// Prints an amount of this class in human units, exactly.
     pub fn format(&self, amount: u64) -> String {
         format_quantity(amount, self.unit())
+    }
+
+    /// Prints an amount of this class briefly, for tables (`23.5Gi`).
+    pub fn format_short(&self, amount: u64) -> String {
+        format_quantity_short(amount, self.unit())
     }
 }
 

@@ -159,6 +159,14 @@ fn fullness(c: &Candidate<'_>, unit: &Resources, avail: &BTreeMap<ResourceClass,
         .sum()
 }
 
+fn plural(n: u64, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
 /// Places `spec` on `candidates`, whole or not at all.
 pub fn schedule(candidates: &[Candidate<'_>], spec: &ClaimSpec) -> Outcome {
     let mut cands: Vec<&Candidate<'_>> = candidates.iter().collect();
@@ -231,12 +239,12 @@ pub fn schedule(candidates: &[Candidate<'_>], spec: &ClaimSpec) -> Outcome {
     if done < spec.count {
         let fitting = verdicts.iter().filter(|v| v.reasons.is_empty()).count();
         let summary = if cands.is_empty() {
-            "does not fit: no datacenter is known yet (no agent has connected)".to_owned()
+            "no datacenter is known yet (no agent has connected)".to_owned()
         } else {
             format!(
-                "does not fit: {done} of {} units found a place; {fitting} of {} datacenters can take any unit",
-                spec.count,
-                cands.len()
+                "{done} of {} found a place; {fitting} of {} can take any unit",
+                plural(u64::from(spec.count), "unit"),
+                plural(cands.len() as u64, "datacenter"),
             )
         };
         return Outcome {
@@ -259,9 +267,9 @@ pub fn schedule(candidates: &[Candidate<'_>], spec: &ClaimSpec) -> Outcome {
         })
         .collect();
     let summary = format!(
-        "fits: {} units in {} datacenters ({})",
-        spec.count,
-        placements.len(),
+        "{} in {} ({})",
+        plural(u64::from(spec.count), "unit"),
+        plural(placements.len() as u64, "datacenter"),
         placements
             .iter()
             .map(|p| format!("{}×{}", p.datacenter, p.units))

@@ -192,7 +192,7 @@ fn show_view(c: &v1::Claim) -> String {
         ("state", state_name(c.state).to_owned()),
         ("at risk", at_risk),
         ("units", s.count.to_string()),
-        ("unit", unit_text(c.spec.as_ref())),
+        ("profile", or_dash(&s.profile)),
         ("per unit", kv_text(&c.unit_resources)),
         ("selector", or_dash(&s.selector)),
         ("datacenters", list_text(&s.datacenters)),

@@ -7,7 +7,7 @@ use crate::args::DcCommand;
 use crate::error::CliError;
 use crate::json;
 use crate::output::{fields, table};
-use crate::wire::{age, kv_text, liveness_name, or_dash, yes_no};
+use crate::wire::{age, kv_text, liveness_name, or_dash, short_quantity, yes_no};
 
 /// Runs a `dc` command.
 pub async fn run(ctx: &Ctx, command: DcCommand) -> Result<(), CliError> {
@@ -83,12 +83,12 @@ fn capacity_table(capacity: &[v1::ClassCapacity]) -> String {
         capacity.iter().map(|c| {
             vec![
                 c.class.clone(),
-                or_dash(&c.total),
-                or_dash(&c.reserved),
+                short_quantity(&c.class, &c.total),
+                short_quantity(&c.class, &c.reserved),
                 format!("{}", c.allocation_ratio),
-                or_dash(&c.allocated),
-                or_dash(&c.available),
-                or_dash(&c.reported_free),
+                short_quantity(&c.class, &c.allocated),
+                short_quantity(&c.class, &c.available),
+                short_quantity(&c.class, &c.reported_free),
             ]
         }),
     )

@@ -7,7 +7,7 @@ use crate::args::InfraArgs;
 use crate::error::CliError;
 use crate::json;
 use crate::output::table;
-use crate::wire::or_dash;
+use crate::wire::short_quantity;
 
 /// Runs `theia infra`.
 pub async fn run(ctx: &Ctx, args: InfraArgs) -> Result<(), CliError> {
@@ -47,9 +47,9 @@ fn view(l: &v1::LogicalInfrastructure) -> String {
             l.capacity.iter().map(|c| {
                 vec![
                     c.class.clone(),
-                    or_dash(&c.total),
-                    or_dash(&c.allocated),
-                    or_dash(&c.available),
+                    short_quantity(&c.class, &c.total),
+                    short_quantity(&c.class, &c.allocated),
+                    short_quantity(&c.class, &c.available),
                 ]
             }),
         )

@@ -57,7 +57,7 @@ fn not_fitting(outcome: &Outcome) -> ApiError {
     } else {
         format!(" — {}", parts.join("; "))
     };
-    ApiError::Exhausted(format!("claim {}{detail}", outcome.summary))
+    ApiError::Exhausted(format!("claim does not fit: {}{detail}", outcome.summary))
 }
 
 fn new_claim_id(books: &Books) -> String {
@@ -225,7 +225,7 @@ impl ClaimService for Api {
             )
         });
         let (fits, summary) = match quota {
-            Some(Err(e)) => (false, format!("does not fit: {e}")),
+            Some(Err(e)) => (false, e.to_string()),
             _ => (outcome.fits, outcome.summary.clone()),
         };
         Ok(Response::new(v1::ExplainClaimResponse {
