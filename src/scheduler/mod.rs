@@ -11,8 +11,6 @@ mod liveness;
 mod quota;
 mod usage;
 
-use std::collections::BTreeMap;
-
 pub use liveness::{Liveness, LivenessPolicy};
 pub use quota::{QuotaExceeded, check_quota};
 pub use usage::{DatacenterUsage, tenant_usage, usage_by_datacenter};
@@ -86,16 +84,15 @@ pub struct Outcome {
 }
 
 /// Reasons a datacenter is ruled out whatever its capacity.
-fn static_reasons(c: &Candidate<'_>, spec: &ClaimSpec) -> Vec<String> {
+/// `mismatch` is the reason given when the selector does not match,
+/// formatted once per claim rather than once per datacenter.
+fn static_reasons(c: &Candidate<'_>, spec: &ClaimSpec, mismatch: &str) -> Vec<String> {
     let mut reasons = Vec::new();
     if !spec.datacenters.is_empty() && !spec.datacenters.contains(&c.dc.id) {
         reasons.push("not in the claim's list of datacenters".to_owned());
     }
     if !spec.selector.matches(&c.dc.labels) {
-        reasons.push(format!(
-            "labels do not match selector {:?}",
-            spec.selector.to_string()
-        ));
+        reasons.push(mismatch.to_owned());
     }
     if !c.dc.schedulable {
         reasons.push("not schedulable (set by an operator)".to_owned());
@@ -106,30 +103,68 @@ fn static_reasons(c: &Candidate<'_>, spec: &ClaimSpec) -> Vec<String> {
     reasons
 }
 
-/// How many units fit in `avail`, and the classes that stop a single one.
-fn units_fitting(
-    c: &Candidate<'_>,
-    unit: &Resources,
-    avail: &BTreeMap<ResourceClass, u64>,
-) -> (u64, Vec<String>) {
-    let mut fit = u64::MAX;
-    let mut short = Vec::new();
-    for (class, need) in unit.iter().filter(|(_, n)| *n > 0) {
-        let have = avail.get(class).copied().unwrap_or(0);
-        fit = fit.min(have / need);
-        if have < need {
-            if c.dc.inventory.contains_key(class) {
-                short.push(format!(
-                    "{class}: a unit needs {}, {} available",
-                    class.format(need),
-                    class.format(have)
-                ));
-            } else {
-                short.push(format!("{class}: not offered here"));
-            }
-        }
+/// The classes a unit needs (non-zero), in class order.
+type Needs<'s> = Vec<(&'s ResourceClass, u64)>;
+
+/// One datacenter's running state while a claim is placed.
+struct Slot<'c, 'd> {
+    cand: &'c Candidate<'d>,
+    /// Whether nothing but capacity stands in the way.
+    eligible: bool,
+    /// Still placeable, per needed class.
+    avail: Vec<u64>,
+    /// Total capacity, per needed class.
+    cap: Vec<u64>,
+    /// Units of this claim placed here so far.
+    placed: u64,
+}
+
+impl Slot<'_, '_> {
+    /// How many more units fit in what is left.
+    fn fit_count(&self, needs: &Needs<'_>) -> u64 {
+        needs
+            .iter()
+            .zip(&self.avail)
+            .map(|((_, need), have)| have / need)
+            .min()
+            .unwrap_or(0)
     }
-    (fit, short)
+
+    /// Fraction of capacity allocated, summed over the unit's classes: the
+    /// ranking key of `binpack` (highest first) and `spread` (lowest first).
+    fn fullness(&self) -> f64 {
+        self.avail
+            .iter()
+            .zip(&self.cap)
+            .map(|(left, cap)| {
+                if *cap == 0 {
+                    1.0
+                } else {
+                    1.0 - (*left as f64 / *cap as f64)
+                }
+            })
+            .sum()
+    }
+
+    /// Why not even one unit fits, class by class.
+    fn shortfalls(&self, needs: &Needs<'_>) -> Vec<String> {
+        needs
+            .iter()
+            .zip(&self.avail)
+            .filter(|((_, need), have)| *have < need)
+            .map(|((class, need), have)| {
+                if self.cand.dc.inventory.contains_key(*class) {
+                    format!(
+                        "{class}: a unit needs {}, {} available",
+                        class.format(*need),
+                        class.format(*have)
+                    )
+                } else {
+                    format!("{class}: not offered here")
+                }
+            })
+            .collect()
+    }
 }
 
 fn limit_per_dc(spec: &ClaimSpec) -> u64 {
@@ -141,22 +176,6 @@ fn limit_per_dc(spec: &ClaimSpec) -> u64 {
         limit = limit.min(u64::from(spec.max_per_datacenter));
     }
     limit
-}
-
-/// Fraction of capacity allocated, summed over the unit's classes: the
-/// ranking key of `binpack` (highest first) and `spread` (lowest first).
-fn fullness(c: &Candidate<'_>, unit: &Resources, avail: &BTreeMap<ResourceClass, u64>) -> f64 {
-    unit.iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(class, _)| {
-            let cap = c.capacity(class);
-            if cap == 0 {
-                return 1.0;
-            }
-            let left = avail.get(class).copied().unwrap_or(0);
-            1.0 - (left as f64 / cap as f64)
-        })
-        .sum()
 }
 
 fn plural(n: u64, word: &str) -> String {
@@ -172,67 +191,69 @@ pub fn schedule(candidates: &[Candidate<'_>], spec: &ClaimSpec) -> Outcome {
     let mut cands: Vec<&Candidate<'_>> = candidates.iter().collect();
     cands.sort_by(|a, b| a.dc.id.cmp(&b.dc.id));
     let per_dc_limit = limit_per_dc(spec);
+    let needs: Needs<'_> = spec.unit.iter().filter(|(_, n)| *n > 0).collect();
+    let mismatch = format!(
+        "labels do not match selector {:?}",
+        spec.selector.to_string()
+    );
 
-    let mut avail: Vec<BTreeMap<ResourceClass, u64>> = cands
-        .iter()
-        .map(|c| {
-            spec.unit
+    let mut verdicts = Vec::with_capacity(cands.len());
+    let mut slots: Vec<Slot<'_, '_>> = Vec::with_capacity(cands.len());
+    for cand in &cands {
+        let slot = Slot {
+            cand,
+            eligible: false,
+            avail: needs
                 .iter()
-                .map(|(class, _)| (class.clone(), c.available(class)))
-                .collect()
-        })
-        .collect();
-    let eligible: Vec<bool> = cands
-        .iter()
-        .map(|c| static_reasons(c, spec).is_empty())
-        .collect();
+                .map(|(class, _)| cand.available(class))
+                .collect(),
+            cap: needs
+                .iter()
+                .map(|(class, _)| cand.capacity(class))
+                .collect(),
+            placed: 0,
+        };
+        let mut reasons = static_reasons(cand, spec, &mismatch);
+        let eligible = reasons.is_empty();
+        reasons.extend(slot.shortfalls(&needs));
+        let fit = if reasons.is_empty() {
+            slot.fit_count(&needs).min(per_dc_limit)
+        } else {
+            0
+        };
+        verdicts.push(Verdict {
+            datacenter: cand.dc.id.clone(),
+            units_that_fit: u32::try_from(fit).unwrap_or(u32::MAX),
+            reasons,
+        });
+        slots.push(Slot { eligible, ..slot });
+    }
 
-    let verdicts: Vec<Verdict> = cands
-        .iter()
-        .zip(&avail)
-        .map(|(c, a)| {
-            let mut reasons = static_reasons(c, spec);
-            let (fit, short) = units_fitting(c, &spec.unit, a);
-            reasons.extend(short);
-            let fit = if reasons.is_empty() {
-                fit.min(per_dc_limit)
-            } else {
-                0
-            };
-            Verdict {
-                datacenter: c.dc.id.clone(),
-                units_that_fit: u32::try_from(fit).unwrap_or(u32::MAX),
-                reasons,
-            }
-        })
-        .collect();
-
-    let mut placed = vec![0u64; cands.len()];
     let mut done = 0u32;
     while done < spec.count {
-        let best = (0..cands.len())
-            .filter(|&i| eligible[i] && placed[i] < per_dc_limit)
-            .filter(|&i| units_fitting(cands[i], &spec.unit, &avail[i]).0 >= 1)
-            .map(|i| (i, fullness(cands[i], &spec.unit, &avail[i])))
-            // Candidates are in id order and only a strictly better score
-            // replaces the best so far, so ties go to the smallest id.
-            .fold(None::<(usize, f64)>, |best, (i, score)| match best {
-                None => Some((i, score)),
-                Some((_, b)) => {
-                    let better = match spec.strategy {
-                        Strategy::Binpack => score > b,
-                        Strategy::Spread => score < b,
-                    };
-                    if better { Some((i, score)) } else { best }
-                }
-            });
-        let Some((i, _)) = best else { break };
-        for (class, need) in spec.unit.iter() {
-            if let Some(left) = avail[i].get_mut(class) {
-                *left -= need;
+        // Slots are in id order and only a strictly better score replaces
+        // the best so far, so ties go to the smallest id.
+        let mut best: Option<(usize, f64)> = None;
+        for (i, slot) in slots.iter().enumerate() {
+            if !slot.eligible || slot.placed >= per_dc_limit || slot.fit_count(&needs) == 0 {
+                continue;
+            }
+            let score = slot.fullness();
+            let better = match (best, spec.strategy) {
+                (None, _) => true,
+                (Some((_, b)), Strategy::Binpack) => score > b,
+                (Some((_, b)), Strategy::Spread) => score < b,
+            };
+            if better {
+                best = Some((i, score));
             }
         }
-        placed[i] += 1;
+        let Some((i, _)) = best else { break };
+        let slot = &mut slots[i];
+        for (left, (_, need)) in slot.avail.iter_mut().zip(&needs) {
+            *left -= need;
+        }
+        slot.placed += 1;
         done += 1;
     }
 
@@ -255,14 +276,13 @@ pub fn schedule(candidates: &[Candidate<'_>], spec: &ClaimSpec) -> Outcome {
         };
     }
 
-    let placements: Vec<Placement> = cands
+    let placements: Vec<Placement> = slots
         .iter()
-        .zip(&placed)
-        .filter(|(_, n)| **n > 0)
-        .map(|(c, n)| Placement {
-            datacenter: c.dc.id.clone(),
-            units: u32::try_from(*n).unwrap_or(u32::MAX),
-            resources: spec.unit.times(*n),
+        .filter(|s| s.placed > 0)
+        .map(|s| Placement {
+            datacenter: s.cand.dc.id.clone(),
+            units: u32::try_from(s.placed).unwrap_or(u32::MAX),
+            resources: spec.unit.times(s.placed),
             applied: false,
         })
         .collect();

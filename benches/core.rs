@@ -1,0 +1,93 @@
+//! Benchmarks of the pure core: the scheduler and the CRDT merge.
+//! `cargo bench --bench core`; numbers and how to read them in BENCHMARKS.md.
+
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use theia::clock::HybridClock;
+use theia::crdt::{Crdt, LwwMap};
+use theia::model::{
+    ClaimSpec, Datacenter, Inventory, Labels, ResourceClass, Resources, Selector, Strategy,
+};
+use theia::scheduler::{Candidate, DatacenterUsage, Liveness, schedule};
+
+fn datacenters(n: usize) -> Vec<Datacenter> {
+    let vcpu = ResourceClass::parse("compute.vcpu").unwrap();
+    let mem = ResourceClass::parse("compute.memory").unwrap();
+    (0..n)
+        .map(|i| {
+            let mut labels = Labels::new();
+            labels.insert("region".into(), if i % 2 == 0 { "eu" } else { "us" }.into());
+            let mut dc = Datacenter::new(format!("dc-{i:04}"), labels);
+            dc.inventory
+                .insert(vcpu.clone(), Inventory::reported(4096, 4096));
+            dc.inventory
+                .insert(mem.clone(), Inventory::reported(16 << 40, 16 << 40));
+            dc
+        })
+        .collect()
+}
+
+fn spec(count: u32, strategy: Strategy) -> ClaimSpec {
+    ClaimSpec {
+        tenant: "acme".into(),
+        request_id: String::new(),
+        count,
+        profile: None,
+        unit: Resources::parse_list("resources", "compute.vcpu=16,compute.memory=64Gi").unwrap(),
+        selector: Selector::parse("selector", "region=eu").unwrap(),
+        datacenters: vec![],
+        distinct_datacenters: false,
+        max_per_datacenter: 0,
+        strategy,
+    }
+}
+
+fn bench_schedule(c: &mut Criterion) {
+    let mut group = c.benchmark_group("schedule");
+    for (dcs, units) in [(10, 10), (100, 10), (100, 100), (1000, 100)] {
+        let world = datacenters(dcs);
+        let cands: Vec<Candidate<'_>> = world
+            .iter()
+            .map(|dc| Candidate {
+                dc,
+                liveness: Liveness::Alive,
+                usage: DatacenterUsage::default(),
+            })
+            .collect();
+        for strategy in [Strategy::Binpack, Strategy::Spread] {
+            let s = spec(units, strategy);
+            let id = BenchmarkId::new(
+                format!("{strategy:?}").to_lowercase(),
+                format!("{dcs}dc-{units}u"),
+            );
+            group.bench_with_input(id, &s, |b, s| b.iter(|| black_box(schedule(&cands, s))));
+        }
+    }
+    group.finish();
+}
+
+fn bench_merge(c: &mut Criterion) {
+    let mut group = c.benchmark_group("lww_map_merge");
+    for n in [1_000u64, 10_000] {
+        let mut clock_a = HybridClock::new("a", std::time::Duration::from_secs(1));
+        let mut clock_b = HybridClock::new("b", std::time::Duration::from_secs(1));
+        let mut a: LwwMap<u64, u64> = LwwMap::new();
+        let mut b: LwwMap<u64, u64> = LwwMap::new();
+        for k in 0..n {
+            a.merge(&LwwMap::update_mutator(k, clock_a.now(k), k));
+            b.merge(&LwwMap::update_mutator(k, clock_b.now(k + 1), k + 1));
+        }
+        group.bench_with_input(BenchmarkId::from_parameter(n), &(a, b), |bench, (a, b)| {
+            bench.iter(|| {
+                let mut x = a.clone();
+                x.merge(b);
+                black_box(x)
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_schedule, bench_merge);
+criterion_main!(benches);
