@@ -15,9 +15,7 @@ pub use liveness::{Liveness, LivenessPolicy};
 pub use quota::{QuotaExceeded, check_quota};
 pub use usage::{DatacenterUsage, tenant_usage, usage_by_datacenter};
 
-use crate::model::{
-    ClaimSpec, Datacenter, Inventory, Placement, ResourceClass, Resources, Strategy,
-};
+use crate::model::{ClaimSpec, Datacenter, Inventory, Placement, ResourceClass, Strategy};
 
 /// A datacenter as the scheduler sees it.
 #[derive(Debug, Clone)]
