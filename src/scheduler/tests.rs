@@ -1,7 +1,7 @@
 use proptest::prelude::{Strategy as Gen, any, prop, prop_assert, prop_assert_eq, proptest};
 
 use super::*;
-use crate::model::{Claim, ClaimState, Labels, Selector, Strategy};
+use crate::model::{Claim, ClaimState, Labels, Resources, Selector, Strategy};
 
 fn class(s: &str) -> ResourceClass {
     ResourceClass::parse(s).unwrap()
