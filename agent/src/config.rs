@@ -139,9 +139,9 @@ impl AgentConfig {
 
         let reconnect_min = c.duration("reconnect_min")?;
         let reconnect_max = c.duration("reconnect_max")?;
-        if reconnect_min.is_zero() {
+        if reconnect_min < Duration::from_millis(10) {
             // Zero would retry a dead manager in a hot loop.
-            return Err(invalid("reconnect_min", "must be more than zero".into()));
+            return Err(invalid("reconnect_min", "must be at least 10ms".into()));
         }
         if reconnect_max < reconnect_min {
             return Err(invalid(

@@ -109,7 +109,22 @@ async fn main_inner(args: Args) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     // ring is the only crypto provider; install it before anything uses TLS.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let args = Args::parse();
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // A usage error is one line and exit status 2.
+            eprintln!(
+                "{}",
+                theia::config::usage_error_line(&e.render().to_string())
+            );
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -216,7 +216,7 @@ pub enum ClaimCommand {
         /// Makes retries safe: the same tenant and id return the first claim.
         #[arg(long, value_name = "ID")]
         request_id: Option<String>,
-        /// Print only the claim id.
+        /// Print only the claim id (with --output json, the claim as usual).
         #[arg(short, long)]
         quiet: bool,
     },

@@ -1,5 +1,5 @@
 //! What can go wrong, worded for the person at the terminal: `main` prints
-//! one `error: <message>` line and exits with status 1.
+//! one `error: <message>` line and exits with status 1 (usage errors: 2).
 
 use std::error::Error as StdError;
 use std::fmt;

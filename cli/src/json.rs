@@ -102,6 +102,7 @@ pub fn placement(p: &v1::Placement) -> Value {
         "units": p.units,
         "resources": map(&p.resources),
         "applied": p.applied,
+        "apply_error": p.apply_error,
     })
 }
 
@@ -162,6 +163,7 @@ mod tests {
                 units: 2,
                 resources: strings(&[("compute.vcpu", "2"), ("compute.memory", "2Gi")]),
                 applied: true,
+                apply_error: String::new(),
             }],
             unit_resources: strings(&[("compute.vcpu", "1")]),
             created_unix_ms: 1_700_000_000_000,

@@ -53,14 +53,6 @@ impl Agents {
             .insert(dc.to_owned(), (Instant::now(), wall_ms));
     }
 
-    /// Gives a datacenter known from the store a grace period after start.
-    pub fn expect(&self, dc: &str) {
-        self.lock()
-            .last_seen
-            .entry(dc.to_owned())
-            .or_insert((Instant::now(), 0));
-    }
-
     /// Whether `dc`'s agent is heard from.
     pub fn liveness(&self, dc: &str) -> Liveness {
         let silent = self.lock().last_seen.get(dc).map(|(at, _)| at.elapsed());

@@ -35,10 +35,9 @@ impl App {
         address: SocketAddr,
         ledger: Ledger,
     ) -> Self {
+        // Datacenters known from the store count as down until their agent
+        // speaks to this manager: nothing is placed on what nobody vouches for.
         let agents = Agents::new(config.liveness);
-        for id in ledger.books.datacenters.iter().map(|(id, _)| id) {
-            agents.expect(id);
-        }
         Self {
             config,
             manager_id,
@@ -74,7 +73,8 @@ impl App {
             .collect()
     }
 
-    /// The datacenters holding part of `claim` that are down.
+    /// The datacenters holding part of `claim` that are down or whose agent
+    /// could not apply their part.
     pub fn at_risk(&self, claim: &Claim) -> Vec<String> {
         if !claim.state.holds_capacity() {
             return Vec::new();
@@ -82,7 +82,9 @@ impl App {
         claim
             .placements
             .iter()
-            .filter(|p| self.agents.liveness(&p.datacenter) == Liveness::Down)
+            .filter(|p| {
+                !p.apply_error.is_empty() || self.agents.liveness(&p.datacenter) == Liveness::Down
+            })
             .map(|p| p.datacenter.clone())
             .collect()
     }

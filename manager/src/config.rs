@@ -59,10 +59,12 @@ impl ManagerConfig {
         let heartbeat_interval = c.duration("heartbeat_interval")?;
         let suspect_after = c.duration("suspect_after")?;
         let down_after = c.duration("down_after")?;
-        if heartbeat_interval.is_zero() {
+        // Shorter intervals would only make agents and the monitor spin.
+        let floor = Duration::from_millis(10);
+        if heartbeat_interval < floor {
             return Err(invalid(
                 "heartbeat_interval",
-                "must be more than zero".into(),
+                "must be at least 10ms".into(),
             ));
         }
         if suspect_after < heartbeat_interval {
@@ -78,8 +80,8 @@ impl ManagerConfig {
             ));
         }
         let report_interval = c.duration("report_interval")?;
-        if report_interval.is_zero() {
-            return Err(invalid("report_interval", "must be more than zero".into()));
+        if report_interval < floor {
+            return Err(invalid("report_interval", "must be at least 10ms".into()));
         }
         Ok(Self {
             listen,

@@ -10,7 +10,8 @@ use theia_manager::{ManagerConfig, run};
 /// theia-manager: schedules tenants onto logical infrastructure.
 ///
 /// Every option can also come from THEIA_<KEY> or a config file
-/// (--config, ~/.config/theia/config.yaml, /etc/theia/config.yaml).
+/// (--config, ~/.config/theia/config.yaml, /etc/theia/config.yaml);
+/// deploy/manager.yaml documents each key with its default.
 #[derive(Parser, Debug)]
 #[command(version, about)]
 struct Args {
@@ -26,23 +27,76 @@ struct Args {
     /// This manager's id [default: generated once, kept in the data dir].
     #[arg(long)]
     manager_id: Option<String>,
-    /// Log filter, e.g. info or theia_manager=debug.
+    /// Cluster secret that encrypts what is stored in Redis.
+    #[arg(long)]
+    secret: Option<String>,
+    /// Redis URL of a manager cluster's store (not available in this version).
+    #[arg(long)]
+    redis: Option<String>,
+    /// Seconds a peer's clock may run ahead [default: 1.0].
+    #[arg(long)]
+    clock_offset: Option<String>,
+    /// Seconds between syncs of coalesced changes [default: 180].
+    #[arg(long)]
+    sync_delta: Option<String>,
+    /// Pending changes that force a sync [default: 1000].
+    #[arg(long)]
+    sync_max: Option<String>,
+    /// How often agents send heartbeats [default: 5s].
+    #[arg(long)]
+    heartbeat_interval: Option<String>,
+    /// How often agents report inventory [default: 30s].
+    #[arg(long)]
+    report_interval: Option<String>,
+    /// Silence after which a datacenter is suspect [default: 15s].
+    #[arg(long)]
+    suspect_after: Option<String>,
+    /// Silence after which a datacenter is down [default: 60s].
+    #[arg(long)]
+    down_after: Option<String>,
+    /// Log filter, e.g. info or theia_manager=debug [default: info].
     #[arg(long)]
     log: Option<String>,
 }
 
 impl Args {
+    /// The settings given on the command line, as configuration keys.
     fn flags(&self) -> Vec<(String, String)> {
         [
             ("listen", &self.listen),
             ("data_dir", &self.data_dir),
             ("manager_id", &self.manager_id),
+            ("secret", &self.secret),
+            ("redis", &self.redis),
+            ("clock_offset", &self.clock_offset),
+            ("sync_delta", &self.sync_delta),
+            ("sync_max", &self.sync_max),
+            ("heartbeat_interval", &self.heartbeat_interval),
+            ("report_interval", &self.report_interval),
+            ("suspect_after", &self.suspect_after),
+            ("down_after", &self.down_after),
             ("log", &self.log),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v)))
         .collect()
     }
+}
+
+/// Parses the command line; a usage error is one line and exit status 2.
+fn parse_args() -> Result<Args, ExitCode> {
+    Args::try_parse().map_err(|e| {
+        use clap::error::ErrorKind;
+        if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        eprintln!(
+            "{}",
+            theia::config::usage_error_line(&e.render().to_string())
+        );
+        ExitCode::from(2)
+    })
 }
 
 async fn shutdown_signal() {
@@ -86,7 +140,10 @@ async fn main_inner(args: Args) -> anyhow::Result<()> {
 fn main() -> ExitCode {
     // ring is the only crypto provider; install it before anything uses TLS.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let args = Args::parse();
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -145,6 +145,7 @@ pub fn placement_to_wire(p: &Placement) -> v1::Placement {
         units: p.units,
         resources: p.resources.to_strings().into_iter().collect(),
         applied: p.applied,
+        apply_error: p.apply_error.clone(),
     }
 }
 
@@ -156,7 +157,8 @@ fn state_to_wire(s: ClaimState) -> i32 {
     }
 }
 
-/// A claim for the wire; `at_risk` lists its datacenters that are down.
+/// A claim for the wire; `at_risk` lists its datacenters that are down or
+/// could not apply their part.
 pub fn claim_to_wire(c: &Claim, at_risk: Vec<String>) -> v1::Claim {
     v1::Claim {
         id: c.id.clone(),

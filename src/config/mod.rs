@@ -265,5 +265,20 @@ impl Config {
     }
 }
 
+/// Folds a command-line parser's multi-line usage error into the one
+/// `error: ...` line every theia program prints: the lines before `Usage:`,
+/// joined, and a pointer to `--help`.
+pub fn usage_error_line(rendered: &str) -> String {
+    let text: Vec<&str> = rendered
+        .lines()
+        .take_while(|l| !l.trim_start().starts_with("Usage:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("For more information"))
+        .collect();
+    let text = text.join(" ");
+    let text = text.strip_prefix("error: ").unwrap_or(&text);
+    format!("error: {text} (see --help)")
+}
+
 #[cfg(test)]
 mod tests;

@@ -148,3 +148,18 @@ fn a_missing_config_file_is_an_error_but_missing_user_files_are_not() {
     .unwrap_err();
     assert!(err.to_string().contains("mapping"), "{err}");
 }
+
+#[test]
+fn usage_errors_fold_into_one_line() {
+    let rendered = "error: the following required arguments were not provided:\n  <--profile <PROFILE>|--resources <LIST>>\n\nUsage: theia claim create --tenant <TENANT>\n\nFor more information, try '--help'.\n";
+    assert_eq!(
+        usage_error_line(rendered),
+        "error: the following required arguments were not provided: <--profile <PROFILE>|--resources <LIST>> (see --help)"
+    );
+    let rendered = "error: unexpected argument '--bogus' found\n\n  tip: to pass '--bogus' as a value, use '-- --bogus'\n\nUsage: theia [OPTIONS] <COMMAND>\n";
+    let line = usage_error_line(rendered);
+    assert!(
+        line.starts_with("error: unexpected argument '--bogus' found") && !line.contains('\n'),
+        "{line}"
+    );
+}

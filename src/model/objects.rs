@@ -228,6 +228,18 @@ impl ClaimSpec {
                 "a unit must ask for at least one resource",
             ));
         }
+        for (class, amount) in self.unit.iter() {
+            if amount.checked_mul(u64::from(self.count)).is_none() {
+                return Err(FieldError::new(
+                    "count",
+                    format!(
+                        "{} units of {} {class} add up to more than can be counted",
+                        self.count,
+                        class.format(amount)
+                    ),
+                ));
+            }
+        }
         if self.datacenters.len() > 1024 {
             return Err(FieldError::new("datacenters", "at most 1024 may be listed"));
         }
@@ -273,6 +285,9 @@ pub struct Placement {
     pub resources: Resources,
     /// Whether the datacenter's agent confirmed it.
     pub applied: bool,
+    /// Why the agent could not apply it, when it could not; empty otherwise.
+    #[serde(default)]
+    pub apply_error: String,
 }
 
 /// A request that holds capacity for a tenant.

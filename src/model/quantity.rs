@@ -116,15 +116,19 @@ pub fn parse_quantity(input: &str) -> Result<u64, QuantityError> {
 /// bytes with binary suffixes, rates with decimal ones, counts as they are.
 /// Only exact forms are used, so printing then parsing gives the same number.
 pub fn format_quantity(value: u64, kind: UnitKind) -> String {
-    let table: &[(&str, u128)] = match kind {
+    // The class's own suffixes first, then the other kind: `10Gi` of
+    // bandwidth stays `10Gi` rather than eleven digits.
+    let tables: [&[(&str, u128)]; 2] = match kind {
         UnitKind::Count => return value.to_string(),
-        UnitKind::Bytes => &BINARY,
-        UnitKind::BitsPerSecond => &DECIMAL,
+        UnitKind::Bytes => [&BINARY, &DECIMAL],
+        UnitKind::BitsPerSecond => [&DECIMAL, &BINARY],
     };
     let v = u128::from(value);
-    for (suffix, mult) in table.iter().rev() {
-        if v >= *mult && v % mult == 0 {
-            return format!("{}{suffix}", v / mult);
+    for table in tables {
+        for (suffix, mult) in table.iter().rev() {
+            if v >= *mult && v % mult == 0 {
+                return format!("{}{suffix}", v / mult);
+            }
         }
     }
     value.to_string()
@@ -223,6 +227,8 @@ mod tests {
     fn prints_in_the_unit_of_the_class() {
         assert_eq!(format_quantity(256 << 30, UnitKind::Bytes), "256Gi");
         assert_eq!(format_quantity(1536, UnitKind::Bytes), "1536");
+        assert_eq!(format_quantity(10 << 30, UnitKind::BitsPerSecond), "10Gi");
+        assert_eq!(format_quantity(5_000_000_000, UnitKind::Bytes), "5G");
         assert_eq!(
             format_quantity(10_000_000_000, UnitKind::BitsPerSecond),
             "10G"

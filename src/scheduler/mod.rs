@@ -64,7 +64,8 @@ pub struct Verdict {
     pub datacenter: String,
     /// Units of the claim it could take on its own.
     pub units_that_fit: u32,
-    /// Why not; empty when it takes at least one unit.
+    /// Why it takes no unit; when the claim does not fit, also why a
+    /// datacenter that took some could take no more. Empty otherwise.
     pub reasons: Vec<String>,
 }
 
@@ -154,8 +155,8 @@ impl Slot<'_, '_> {
                 if self.cand.dc.inventory.contains_key(*class) {
                     format!(
                         "{class}: a unit needs {}, {} available",
-                        class.format(*need),
-                        class.format(*have)
+                        class.format_short(*need),
+                        class.format_short(*have)
                     )
                 } else {
                     format!("{class}: not offered here")
@@ -256,7 +257,25 @@ pub fn schedule(candidates: &[Candidate<'_>], spec: &ClaimSpec) -> Outcome {
     }
 
     if done < spec.count {
-        let fitting = verdicts.iter().filter(|v| v.reasons.is_empty()).count();
+        // Say why each datacenter that took part could not take more.
+        for (slot, verdict) in slots.iter().zip(verdicts.iter_mut()) {
+            if !verdict.reasons.is_empty() {
+                continue;
+            }
+            verdict.reasons = if slot.placed >= per_dc_limit {
+                vec![format!(
+                    "took {}, the most one datacenter may take of this claim",
+                    plural(slot.placed, "unit")
+                )]
+            } else {
+                let after = plural(slot.placed, "unit");
+                slot.shortfalls(&needs)
+                    .into_iter()
+                    .map(|r| format!("after {after}: {r}"))
+                    .collect()
+            };
+        }
+        let fitting = verdicts.iter().filter(|v| v.units_that_fit > 0).count();
         let summary = if cands.is_empty() {
             "no datacenter is known yet (no agent has connected)".to_owned()
         } else {
@@ -282,6 +301,7 @@ pub fn schedule(candidates: &[Candidate<'_>], spec: &ClaimSpec) -> Outcome {
             units: u32::try_from(s.placed).unwrap_or(u32::MAX),
             resources: spec.unit.times(s.placed),
             applied: false,
+            apply_error: String::new(),
         })
         .collect();
     let summary = format!(

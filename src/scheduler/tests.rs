@@ -82,6 +82,14 @@ fn distinct_datacenters_put_each_unit_elsewhere_or_fail() {
         !out.fits && out.placements.is_empty(),
         "three distinct units cannot fit in two datacenters"
     );
+    assert_eq!(
+        out.verdicts[0].reasons,
+        vec!["took 1 unit, the most one datacenter may take of this claim".to_owned()]
+    );
+    assert_eq!(
+        out.summary,
+        "2 of 3 units found a place; 2 of 2 datacenters can take any unit"
+    );
 }
 
 #[test]
@@ -115,6 +123,18 @@ fn selector_and_liveness_filter_and_explain() {
     assert_eq!(
         out.summary,
         "0 of 1 unit found a place; 0 of 3 datacenters can take any unit"
+    );
+}
+
+#[test]
+fn a_partial_fit_says_what_ran_out() {
+    let dcs = [dc("a", "eu", 8, 64)];
+    let out = schedule(&alive(&dcs), &spec(3, "compute.vcpu=4"));
+    assert!(!out.fits);
+    assert_eq!(out.verdicts[0].units_that_fit, 2);
+    assert_eq!(
+        out.verdicts[0].reasons,
+        vec!["after 2 units: compute.vcpu: a unit needs 4, 0 available".to_owned()]
     );
 }
 

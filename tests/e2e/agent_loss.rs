@@ -73,16 +73,95 @@ async fn a_silent_agent_makes_its_dc_down_and_its_claims_at_risk_until_it_return
     })
     .await;
     assert!(!w.api.claim(&claim.id).await.at_risk);
-    assert_eq!(
-        eu.held(),
-        vec![claim.id.clone()],
-        "the returning agent still holds the claim"
-    );
+    // It may have stopped before it applied the claim: either way it holds
+    // it once it has converged to the desired set.
+    let held = vec![claim.id.clone()];
+    eventually("the returning agent holds the claim", || async {
+        (eu.held() == held).then_some(())
+    })
+    .await;
     w.api
         .claims
         .create_claim(v1::CreateClaimRequest { spec: Some(in_eu) })
         .await
         .expect("placeable again");
+
+    eu.stop().await;
+    w.us.stop().await;
+    w.manager.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assignment_the_agent_cannot_apply_puts_the_claim_at_risk() {
+    let mut w = TwoDcs::start().await;
+    let in_eu = v1::ClaimSpec {
+        selector: "region=eu".into(),
+        ..spec("acme", "small", 3)
+    };
+    let claim = w
+        .api
+        .claims
+        .create_claim(v1::CreateClaimRequest { spec: Some(in_eu) })
+        .await
+        .unwrap()
+        .into_inner();
+    let api = w.api.clone();
+    let active = |api: &Clients, id: String| {
+        let mut api = api.clone();
+        async move { Some(api.claim(&id).await).filter(|c| c.state == v1::ClaimState::Active as i32) }
+    };
+    eventually("the claim is active", || active(&api, claim.id.clone())).await;
+
+    // A replacement agent with a smaller plane (8 vCPU, fresh state) cannot
+    // give the 12 vCPU the claim holds there.
+    w.eu.stop().await;
+    let small = TestAgent::start(
+        vec![w.manager.url()],
+        "dc-eu",
+        &[("region", "eu")],
+        "compute.vcpu=8,compute.memory=64Gi",
+        w.dir.path().join("eu-small"),
+    );
+    let refused = eventually("the refusal is recorded", || {
+        let (mut api, id) = (api.clone(), claim.id.clone());
+        async move { Some(api.claim(&id).await).filter(|c| !c.placements[0].apply_error.is_empty()) }
+    })
+    .await;
+    assert!(
+        refused.at_risk && refused.at_risk_datacenters == vec!["dc-eu".to_owned()],
+        "{refused:?}"
+    );
+    assert_eq!(
+        refused.state,
+        v1::ClaimState::Placed as i32,
+        "no longer active: {refused:?}"
+    );
+    assert!(!refused.placements[0].applied);
+    assert!(
+        refused.placements[0].apply_error.contains("compute.vcpu"),
+        "{}",
+        refused.placements[0].apply_error
+    );
+    assert!(small.held().is_empty());
+
+    // The full-size agent returns: it applies the claim and the risk clears.
+    small.stop().await;
+    let eu = TestAgent::start(
+        vec![w.manager.url()],
+        "dc-eu",
+        &[("region", "eu")],
+        "compute.vcpu=16,compute.memory=64Gi",
+        w.dir.path().join("eu-big"),
+    );
+    let healed = eventually("the claim is active again", || {
+        active(&api, claim.id.clone())
+    })
+    .await;
+    assert!(
+        !healed.at_risk && healed.placements[0].apply_error.is_empty(),
+        "{healed:?}"
+    );
+    assert_eq!(eu.held(), vec![claim.id.clone()]);
 
     eu.stop().await;
     w.us.stop().await;

@@ -27,7 +27,9 @@ pub async fn run(ctx: &Ctx, command: ClaimCommand) -> Result<(), CliError> {
                 .await
                 .map_err(|s| client.error(s))?
                 .into_inner();
-            if quiet {
+            // With --output json the claim is printed as JSON anyway, so
+            // that stdout always parses.
+            if quiet && ctx.out.format == crate::args::OutputFormat::Table {
                 return print_text(&c.id);
             }
             ctx.out.show(|| json::claim(&c), || created_view(&c))
@@ -103,7 +105,17 @@ fn placements_table(placements: &[v1::Placement], with_applied: bool) -> String 
     if with_applied {
         headers.push("APPLIED");
     }
-    table(
+    let failures: String = placements
+        .iter()
+        .filter(|p| with_applied && !p.apply_error.is_empty())
+        .map(|p| {
+            format!(
+                "\n{}: the agent could not apply it: {}",
+                p.datacenter, p.apply_error
+            )
+        })
+        .collect();
+    let rows = table(
         &headers,
         placements.iter().map(|p| {
             let mut row = vec![
@@ -116,7 +128,8 @@ fn placements_table(placements: &[v1::Placement], with_applied: bool) -> String 
             }
             row
         }),
-    )
+    );
+    format!("{rows}{failures}")
 }
 
 fn created_view(c: &v1::Claim) -> String {
@@ -249,6 +262,7 @@ mod tests {
             units,
             resources: [("compute.vcpu".to_owned(), units.to_string())].into(),
             applied: false,
+            apply_error: String::new(),
         }
     }
 

@@ -57,7 +57,10 @@ pub fn rows(config: &Config) -> Vec<Row> {
         })
         .collect();
     for (key, source) in config.unknown_keys() {
-        let value = config.get(&key).map(|(v, _)| shown(&key, v));
+        // theia cannot know what an unknown key holds (a misspelt secret?),
+        // so its value is never printed: the key and its source are enough
+        // to find and fix it.
+        let value = config.get(&key).map(|_| Value::Text(NOT_SHOWN.to_owned()));
         rows.push(Row {
             key,
             value,
@@ -68,17 +71,12 @@ pub fn rows(config: &Config) -> Vec<Row> {
     rows
 }
 
-/// Unknown keys that look like they hold a secret (a misspelt `secret:`,
-/// a future `token:`) are redacted too.
-fn looks_secret(key: &str) -> bool {
-    ["secret", "token", "password", "passwd", "credential", "key"]
-        .iter()
-        .any(|w| key.contains(w))
-}
+/// What stands in for the value of an unknown key.
+pub const NOT_SHOWN: &str = "<not shown: unknown key>";
 
-/// The value as it may be printed.
+/// The value of a known key as it may be printed.
 fn shown(key: &str, value: &Value) -> Value {
-    let secret = spec(key).map_or_else(|| looks_secret(key), |s| s.secret);
+    let secret = spec(key).is_some_and(|s| s.secret);
     if !secret {
         return value.clone();
     }
@@ -93,6 +91,10 @@ fn shown(key: &str, value: &Value) -> Value {
 /// counts as the end of the user info, so a password with `/` in it cannot
 /// slip through (at worst, too much is redacted).
 pub fn redact_url_password(url: &str) -> String {
+    // Query parameters may carry a password too (`?password=...`).
+    if let Some((base, _query)) = url.split_once('?') {
+        return format!("{}?{REDACTED}", redact_url_password(base));
+    }
     let Some((scheme, rest)) = url.split_once("://") else {
         return REDACTED.to_owned();
     };
@@ -196,6 +198,7 @@ mod tests {
             env("secret", "hunter2"),
             env("redis", "redis://app:s3cr3t@redis:6379/0"),
             env("api_token", "tok-123"),
+            env("secrt", "misspelt-secret"),
         ]);
         let rows = rows(&config);
         assert_eq!(
@@ -208,9 +211,9 @@ mod tests {
         );
         let unknown = row(&rows, "api_token");
         assert!(!unknown.known);
-        assert_eq!(unknown.value, Some(Value::Text(REDACTED.into())));
+        assert_eq!(unknown.value, Some(Value::Text(NOT_SHOWN.into())));
         let printed = format!("{}{}", to_table(&rows), to_json(&rows));
-        for secret in ["hunter2", "s3cr3t", "tok-123"] {
+        for secret in ["hunter2", "s3cr3t", "tok-123", "misspelt-secret"] {
             assert!(!printed.contains(secret), "{secret} leaked: {printed}");
         }
     }
@@ -222,12 +225,16 @@ mod tests {
         let t = to_table(&rows);
         let (_, unknown) = t.split_once("unknown keys").unwrap();
         assert!(
-            unknown.contains("colour") && unknown.contains("blue"),
+            unknown.contains("colour") && unknown.contains("env THEIA_COLOUR"),
             "{t}"
+        );
+        assert!(
+            !t.contains("blue"),
+            "values of unknown keys are not printed: {t}"
         );
         let j = to_json(&rows);
         assert_eq!(j["colour"]["known"], false);
-        assert_eq!(j["colour"]["value"], "blue");
+        assert_eq!(j["colour"]["value"], NOT_SHOWN);
         assert_eq!(j["manager"]["known"], true);
         assert_eq!(j["secret"]["value"], Json::Null);
     }
@@ -239,8 +246,8 @@ mod tests {
             "redis://redis:6379"
         );
         assert_eq!(
-            redact_url_password("rediss://:pw@h:6380/1?x=1"),
-            format!("rediss://:{REDACTED}@h:6380/1?x=1")
+            redact_url_password("rediss://:pw@h:6380/1?password=x"),
+            format!("rediss://:{REDACTED}@h:6380/1?{REDACTED}")
         );
         assert_eq!(
             redact_url_password("redis://pw@h"),

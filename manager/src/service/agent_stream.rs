@@ -115,15 +115,17 @@ impl Api {
         Ok(())
     }
 
-    /// Marks a placement applied; a claim whose every placement is applied is active.
+    /// Records an agent's answer to an assignment. Applied: the placement is
+    /// confirmed, and a claim whose every placement is confirmed is active.
+    /// Refused: the placement is not applied, the claim is at risk with the
+    /// agent's reason, until a later apply (on reconnect) succeeds.
     async fn result(&self, dc_id: &str, result: v1::AssignmentResult) -> Result<(), ApiError> {
-        let applying = result.action == v1::AssignmentAction::Apply as i32;
-        if !result.ok {
-            tracing::warn!(datacenter = dc_id, claim = %result.claim_id, error = %result.error, apply = applying, "agent could not apply an assignment");
-            return Ok(());
-        }
-        if !applying {
-            tracing::debug!(datacenter = dc_id, claim = %result.claim_id, "agent released an assignment");
+        if result.action != v1::AssignmentAction::Apply as i32 {
+            if result.ok {
+                tracing::debug!(datacenter = dc_id, claim = %result.claim_id, "agent released an assignment");
+            } else {
+                tracing::warn!(datacenter = dc_id, claim = %result.claim_id, error = %result.error, "agent could not release an assignment");
+            }
             return Ok(());
         }
         let mut ledger = self.ledger.lock().await;
@@ -136,14 +138,31 @@ impl Api {
         let Some(p) = claim.placements.iter_mut().find(|p| p.datacenter == dc_id) else {
             return Ok(());
         };
-        if p.applied {
+        let error = if result.ok {
+            String::new()
+        } else {
+            result.error.chars().take(1024).collect()
+        };
+        if p.applied == result.ok && p.apply_error == error {
             return Ok(());
         }
-        p.applied = true;
-        if claim.placements.iter().all(|p| p.applied) {
-            claim.state = ClaimState::Active;
+        if result.ok {
+            tracing::debug!(datacenter = dc_id, claim = %claim.id, "agent applied an assignment");
+        } else {
+            tracing::warn!(datacenter = dc_id, claim = %claim.id, error = %error, "agent could not apply an assignment; the claim is at risk");
+        }
+        p.applied = result.ok;
+        p.apply_error = error;
+        let all_applied = claim.placements.iter().all(|p| p.applied);
+        let state = if all_applied {
+            ClaimState::Active
+        } else {
+            ClaimState::Placed
+        };
+        if state != claim.state && state == ClaimState::Active {
             tracing::info!(claim = %claim.id, "claim active: every agent applied it");
         }
+        claim.state = state;
         claim.updated_ms = wall_ms();
         let ts = ledger.stamp();
         ledger

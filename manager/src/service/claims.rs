@@ -4,7 +4,7 @@ use theia::api::v1::claim_service_server::ClaimService;
 use theia::api::v1::manager_message::Body;
 use theia::api::{claim_spec_from_wire, placement_to_wire, v1};
 use theia::crdt::Lww;
-use theia::model::{Claim, ClaimSpec, ClaimState, validate_name};
+use theia::model::{Claim, ClaimSpec, ClaimState, FieldError, validate_name};
 use theia::scheduler::{Outcome, check_quota, schedule, tenant_usage};
 use theia::state::{Books, Change};
 use tonic::{Request, Response, Status};
@@ -13,6 +13,9 @@ use super::Api;
 use crate::app::assignment;
 use crate::error::{ApiError, required};
 use crate::ledger::wall_ms;
+
+/// The longest claim id accepted in a request.
+const MAX_CLAIM_ID_LEN: usize = 64;
 
 /// How many datacenters' reasons an error message lists before "and N more".
 const REASONS_IN_ERROR: usize = 8;
@@ -32,6 +35,15 @@ fn resolve_spec(books: &Books, wire: Option<v1::ClaimSpec>) -> Result<ClaimSpec,
     spec.validate().map_err(|e| e.within("spec"))?;
     if !books.tenants.contains_key(&spec.tenant) {
         return Err(ApiError::not_found("tenant", &spec.tenant, "spec.tenant"));
+    }
+    for (i, dc) in spec.datacenters.iter().enumerate() {
+        if !books.datacenters.contains_key(dc) {
+            return Err(ApiError::not_found(
+                "datacenter",
+                dc,
+                &format!("spec.datacenters[{i}]"),
+            ));
+        }
     }
     Ok(spec)
 }
@@ -73,6 +85,10 @@ fn existing<'a>(books: &'a Books, id: &str) -> Result<&'a Claim, ApiError> {
     if id.is_empty() {
         return Err(required("id"));
     }
+    // Ids are short; a long one is not echoed back in the error.
+    if id.len() > MAX_CLAIM_ID_LEN || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(FieldError::new("id", "is not a claim id (like c-0123456789ab)").into());
+    }
     books
         .claims
         .get(&id.to_owned())
@@ -89,11 +105,14 @@ impl ClaimService for Api {
         let spec = resolve_spec(&ledger.books, req.into_inner().spec)?;
         let books = &ledger.books;
 
+        // A retry of a create returns the claim the first call made. Only
+        // live claims count: once released, a request id may start anew.
         if !spec.request_id.is_empty() {
-            let earlier = books
-                .claims
-                .values()
-                .find(|c| c.spec.tenant == spec.tenant && c.spec.request_id == spec.request_id);
+            let earlier = books.claims.values().find(|c| {
+                c.state.holds_capacity()
+                    && c.spec.tenant == spec.tenant
+                    && c.spec.request_id == spec.request_id
+            });
             if let Some(earlier) = earlier {
                 if earlier.spec != spec {
                     return Err(ApiError::AlreadyExists(format!(
