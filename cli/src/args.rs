@@ -163,6 +163,25 @@ pub enum TenantCommand {
         #[arg(long, value_name = "LIST", value_parser = parse_kv_list)]
         labels: Option<KvList>,
     },
+    /// Change a tenant's quota, owner, delegates or labels; fields not given
+    /// stay as they are. A lower quota never takes back what is held: it
+    /// refuses new claims until usage falls below it.
+    Update {
+        /// The tenant's name.
+        name: String,
+        /// The new quota, replacing the old one; "" removes every limit.
+        #[arg(long, value_name = "LIST", value_parser = parse_kv_list)]
+        quota: Option<KvList>,
+        /// The new owner.
+        #[arg(long, value_name = "OWNER")]
+        owner: Option<String>,
+        /// The new delegates, replacing the old ones; repeat for more.
+        #[arg(long = "delegate", value_name = "PRINCIPAL")]
+        delegates: Vec<String>,
+        /// The new labels, replacing the old ones.
+        #[arg(long, value_name = "LIST", value_parser = parse_kv_list)]
+        labels: Option<KvList>,
+    },
     /// List tenants.
     List,
     /// Show one tenant with its quota and usage.

@@ -187,3 +187,110 @@ async fn bad_input_is_refused_naming_the_field_and_stores_nothing() {
     w.us.stop().await;
     w.manager.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn update_tenant_changes_only_the_masked_fields() {
+    let mut w = TwoDcs::start().await;
+    let update = |tenant: v1::Tenant, paths: &[&str]| v1::UpdateTenantRequest {
+        tenant: Some(tenant),
+        update_mask: Some(prost_types::FieldMask {
+            paths: paths.iter().map(|p| p.to_string()).collect(),
+        }),
+    };
+    let patch = v1::Tenant {
+        name: "acme".into(),
+        owner: "alice".into(),
+        quota: map(&[("compute.vcpu", "4")]),
+        ..Default::default()
+    };
+
+    let t = w
+        .api
+        .tenants
+        .update_tenant(update(patch.clone(), &["owner"]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(t.owner, "alice");
+    assert_eq!(
+        t.quota.get("compute.vcpu").map(String::as_str),
+        Some("40"),
+        "the quota is not in the mask"
+    );
+
+    let t = w
+        .api
+        .tenants
+        .update_tenant(update(patch.clone(), &["quota"]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(t.quota.get("compute.vcpu").map(String::as_str), Some("4"));
+    // The new quota holds for the next claim: 2 × 4 vCPU is more than 4.
+    let err = w
+        .api
+        .claims
+        .create_claim(v1::CreateClaimRequest {
+            spec: Some(spec("acme", "small", 2)),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+
+    for (req, field) in [
+        (update(patch.clone(), &[]), "update_mask"),
+        (update(patch.clone(), &["name"]), "update_mask"),
+        (
+            update(
+                v1::Tenant {
+                    quota: map(&[("compute.vcpu", "lots")]),
+                    ..patch.clone()
+                },
+                &["quota"],
+            ),
+            "tenant.quota[compute.vcpu]",
+        ),
+    ] {
+        let err = w.api.tenants.update_tenant(req).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{}", err.message());
+        assert!(
+            err.message().starts_with(field),
+            "{:?} should name {field}",
+            err.message()
+        );
+    }
+    let err = w
+        .api
+        .tenants
+        .update_tenant(update(
+            v1::Tenant {
+                name: "nobody".into(),
+                ..patch
+            },
+            &["owner"],
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let t = w
+        .api
+        .tenants
+        .get_tenant(v1::GetTenantRequest {
+            name: "acme".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (
+            t.owner.as_str(),
+            t.quota.get("compute.vcpu").map(String::as_str)
+        ),
+        ("alice", Some("4")),
+        "refused updates changed nothing"
+    );
+
+    w.eu.stop().await;
+    w.us.stop().await;
+    w.manager.stop().await;
+}

@@ -1,4 +1,4 @@
-//! `theia tenant create|list|show|delete`.
+//! `theia tenant create|update|list|show|delete`.
 
 use std::collections::BTreeSet;
 
@@ -34,6 +34,41 @@ pub async fn run(ctx: &Ctx, command: TenantCommand) -> Result<(), CliError> {
                 .into_inner();
             ctx.out
                 .show(|| json::tenant(&t), || format!("created tenant {}", t.name))
+        }
+        TenantCommand::Update {
+            name,
+            quota,
+            owner,
+            delegates,
+            labels,
+        } => {
+            let mut paths = Vec::new();
+            for (given, path) in [
+                (quota.is_some(), "quota"),
+                (owner.is_some(), "owner"),
+                (!delegates.is_empty(), "delegates"),
+                (labels.is_some(), "labels"),
+            ] {
+                if given {
+                    paths.push(path.to_owned());
+                }
+            }
+            if paths.is_empty() {
+                return Err(CliError::other(
+                    "nothing to change: give --quota, --owner, --delegate or --labels",
+                ));
+            }
+            let tenant = new_tenant(name, quota, owner, delegates, labels);
+            let t = tenants
+                .update_tenant(v1::UpdateTenantRequest {
+                    tenant: Some(tenant),
+                    update_mask: Some(prost_types::FieldMask { paths }),
+                })
+                .await
+                .map_err(|s| client.error(s))?
+                .into_inner();
+            ctx.out
+                .show(|| json::tenant(&t), || format!("updated tenant {}", t.name))
         }
         TenantCommand::List => {
             let list = tenants
@@ -91,12 +126,13 @@ fn list_view(list: &[v1::Tenant]) -> String {
         return "no tenants; create one with `theia tenant create NAME`".to_owned();
     }
     table(
-        &["NAME", "OWNER", "CLAIMS", "QUOTA", "LABELS"],
+        &["NAME", "OWNER", "CLAIMS", "USAGE", "QUOTA", "LABELS"],
         list.iter().map(|t| {
             vec![
                 t.name.clone(),
                 or_dash(&t.owner),
                 t.claims.to_string(),
+                kv_text(&t.usage),
                 kv_text(&t.quota),
                 kv_text(&t.labels),
             ]
