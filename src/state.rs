@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Timestamp;
 use crate::crdt::{Crdt, Lww, LwwMap};
 use crate::model::{Claim, Datacenter, Profile, Tenant};
 
@@ -41,6 +42,38 @@ pub enum Change {
 }
 
 impl Change {
+    /// `dc` as written at `ts`, under its id.
+    pub fn datacenter(ts: Timestamp, dc: Datacenter) -> Self {
+        Self::Datacenter {
+            key: dc.id.clone(),
+            register: Lww::new(ts, dc),
+        }
+    }
+
+    /// `tenant` as written at `ts`, under its name.
+    pub fn tenant(ts: Timestamp, tenant: Tenant) -> Self {
+        Self::Tenant {
+            key: tenant.name.clone(),
+            register: Lww::new(ts, tenant),
+        }
+    }
+
+    /// `profile` as written at `ts`, under its name.
+    pub fn profile(ts: Timestamp, profile: Profile) -> Self {
+        Self::Profile {
+            key: profile.name.clone(),
+            register: Lww::new(ts, profile),
+        }
+    }
+
+    /// `claim` as written at `ts`, under its id.
+    pub fn claim(ts: Timestamp, claim: Claim) -> Self {
+        Self::Claim {
+            key: claim.id.clone(),
+            register: Lww::new(ts, claim),
+        }
+    }
+
     /// `kind/key`: unique across all maps, used as the storage key.
     pub fn storage_key(&self) -> String {
         let (kind, key) = match self {

@@ -87,6 +87,15 @@ impl Ledger {
         Ok(())
     }
 
+    /// Stamps one change and commits it, durably.
+    pub async fn put(
+        &mut self,
+        change: impl FnOnce(Timestamp) -> Change,
+    ) -> Result<(), StoreError> {
+        let ts = self.stamp();
+        self.commit(vec![change(ts)]).await
+    }
+
     /// Merges a datacenter change in memory only; it is written at the next sync.
     pub fn apply_coalesced(&mut self, change: Change) {
         if let Change::Datacenter { key, .. } = &change {

@@ -183,9 +183,7 @@ async fn bad_input_is_refused_naming_the_field_and_stores_nothing() {
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
 
-    w.eu.stop().await;
-    w.us.stop().await;
-    w.manager.stop().await;
+    w.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -290,7 +288,5 @@ async fn update_tenant_changes_only_the_masked_fields() {
         "refused updates changed nothing"
     );
 
-    w.eu.stop().await;
-    w.us.stop().await;
-    w.manager.stop().await;
+    w.stop().await;
 }

@@ -70,6 +70,13 @@ impl TwoDcs {
             api,
         }
     }
+
+    /// Stops both agents, then the manager, each cleanly.
+    pub async fn stop(self) {
+        self.eu.stop().await;
+        self.us.stop().await;
+        self.manager.stop().await;
+    }
 }
 
 fn in_eu(count: u32) -> v1::ClaimSpec {
@@ -288,9 +295,7 @@ async fn placement_respects_capacity_selectors_and_quota_and_agents_apply_it() {
         .unwrap_err();
     assert_eq!(err.code(), Code::FailedPrecondition, "{}", err.message());
 
-    w.eu.stop().await;
-    w.us.stop().await;
-    w.manager.stop().await;
+    w.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,7 +333,5 @@ async fn create_claim_is_idempotent_on_request_id() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists, "{}", err.message());
-    w.eu.stop().await;
-    w.us.stop().await;
-    w.manager.stop().await;
+    w.stop().await;
 }

@@ -12,7 +12,6 @@ use theia::api::v1;
 use theia::api::v1::agent_message::Body as In;
 use theia::api::v1::agent_service_server::AgentService;
 use theia::api::v1::manager_message::Body as Out;
-use theia::crdt::Lww;
 use theia::model::{ClaimState, FieldError};
 use theia::model::{Datacenter, Inventory, ResourceClass, validate_labels, validate_name};
 use theia::state::Change;
@@ -50,13 +49,7 @@ impl Api {
         dc.agent_version = hello.version.clone();
         dc.driver = hello.driver.clone();
         if known.as_ref() != Some(&dc) {
-            let ts = ledger.stamp();
-            ledger
-                .commit(vec![Change::Datacenter {
-                    key: dc.id.clone(),
-                    register: Lww::new(ts, dc),
-                }])
-                .await?;
+            ledger.put(|ts| Change::datacenter(ts, dc)).await?;
         }
         Ok(())
     }
@@ -100,10 +93,7 @@ impl Api {
         }
         dc.inventory = inventory;
         let ts = ledger.stamp();
-        let change = Change::Datacenter {
-            key: dc.id.clone(),
-            register: Lww::new(ts, dc),
-        };
+        let change = Change::datacenter(ts, dc);
         if totals_changed {
             ledger.commit(vec![change]).await?;
         } else {
@@ -164,13 +154,7 @@ impl Api {
         }
         claim.state = state;
         claim.updated_ms = wall_ms();
-        let ts = ledger.stamp();
-        ledger
-            .commit(vec![Change::Claim {
-                key: claim.id.clone(),
-                register: Lww::new(ts, claim),
-            }])
-            .await?;
+        ledger.put(|ts| Change::claim(ts, claim)).await?;
         Ok(())
     }
 

@@ -3,7 +3,6 @@
 use theia::api::v1::claim_service_server::ClaimService;
 use theia::api::v1::manager_message::Body;
 use theia::api::{claim_spec_from_wire, placement_to_wire, v1};
-use theia::crdt::Lww;
 use theia::model::{Claim, ClaimSpec, ClaimState, FieldError, validate_name};
 use theia::scheduler::{Outcome, check_quota, schedule, tenant_usage};
 use theia::state::{Books, Change};
@@ -145,12 +144,10 @@ impl ClaimService for Api {
             created_ms: now,
             updated_ms: now,
         };
-        let ts = ledger.stamp();
-        let change = Change::Claim {
-            key: claim.id.clone(),
-            register: Lww::new(ts, claim.clone()),
-        };
-        ledger.commit(vec![change]).await.map_err(ApiError::from)?;
+        ledger
+            .put(|ts| Change::claim(ts, claim.clone()))
+            .await
+            .map_err(ApiError::from)?;
         for p in &claim.placements {
             self.agents.send(
                 &p.datacenter,
@@ -207,12 +204,10 @@ impl ClaimService for Api {
         }
         claim.state = ClaimState::Released;
         claim.updated_ms = wall_ms();
-        let ts = ledger.stamp();
-        let change = Change::Claim {
-            key: claim.id.clone(),
-            register: Lww::new(ts, claim.clone()),
-        };
-        ledger.commit(vec![change]).await.map_err(ApiError::from)?;
+        ledger
+            .put(|ts| Change::claim(ts, claim.clone()))
+            .await
+            .map_err(ApiError::from)?;
         for p in &claim.placements {
             let release = v1::Release {
                 claim_id: claim.id.clone(),

@@ -37,12 +37,10 @@ impl ProfileService for Api {
             ))
             .into());
         }
-        let ts = ledger.stamp();
-        let change = Change::Profile {
-            key: profile.name.clone(),
-            register: Lww::new(ts, profile.clone()),
-        };
-        ledger.commit(vec![change]).await.map_err(ApiError::from)?;
+        ledger
+            .put(|ts| Change::profile(ts, profile.clone()))
+            .await
+            .map_err(ApiError::from)?;
         tracing::info!(profile = %profile.name, resources = %profile.resources, "profile created");
         Ok(Response::new(profile_to_wire(&profile)))
     }
@@ -82,12 +80,11 @@ impl ProfileService for Api {
         let name = req.into_inner().name;
         let mut ledger = self.ledger.lock().await;
         existing(&ledger.books, &name)?;
-        let ts = ledger.stamp();
         ledger
-            .commit(vec![Change::Profile {
+            .put(|ts| Change::Profile {
                 key: name.clone(),
                 register: Lww::tombstone(ts),
-            }])
+            })
             .await
             .map_err(ApiError::from)?;
         tracing::info!(profile = %name, "profile deleted");

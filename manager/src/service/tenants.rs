@@ -41,12 +41,10 @@ impl TenantService for Api {
             ))
             .into());
         }
-        let ts = ledger.stamp();
-        let change = Change::Tenant {
-            key: tenant.name.clone(),
-            register: Lww::new(ts, tenant.clone()),
-        };
-        ledger.commit(vec![change]).await.map_err(ApiError::from)?;
+        ledger
+            .put(|ts| Change::tenant(ts, tenant.clone()))
+            .await
+            .map_err(ApiError::from)?;
         tracing::info!(tenant = %tenant.name, "tenant created");
         Ok(Response::new(wire(&ledger.books, &tenant)))
     }
@@ -115,12 +113,10 @@ impl TenantService for Api {
                 }
             }
         }
-        let ts = ledger.stamp();
-        let change = Change::Tenant {
-            key: tenant.name.clone(),
-            register: Lww::new(ts, tenant.clone()),
-        };
-        ledger.commit(vec![change]).await.map_err(ApiError::from)?;
+        ledger
+            .put(|ts| Change::tenant(ts, tenant.clone()))
+            .await
+            .map_err(ApiError::from)?;
         tracing::info!(tenant = %tenant.name, fields = ?paths, "tenant updated");
         Ok(Response::new(wire(&ledger.books, &tenant)))
     }
@@ -139,12 +135,11 @@ impl TenantService for Api {
             ))
             .into());
         }
-        let ts = ledger.stamp();
         ledger
-            .commit(vec![Change::Tenant {
+            .put(|ts| Change::Tenant {
                 key: name.clone(),
                 register: Lww::tombstone(ts),
-            }])
+            })
             .await
             .map_err(ApiError::from)?;
         tracing::info!(tenant = %name, "tenant deleted");
