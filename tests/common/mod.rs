@@ -23,12 +23,13 @@ pub fn init() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Liveness settings short enough for tests.
+/// Liveness settings short enough for tests, yet with room for a loaded
+/// machine: a heartbeat 30 times late is needed to call a datacenter down.
 pub fn fast(config: &mut ManagerConfig) {
     config.heartbeat_interval = Duration::from_millis(100);
     config.report_interval = Duration::from_millis(200);
-    config.liveness.suspect_after = Duration::from_millis(400);
-    config.liveness.down_after = Duration::from_millis(1000);
+    config.liveness.suspect_after = Duration::from_millis(1000);
+    config.liveness.down_after = Duration::from_millis(3000);
 }
 
 /// A manager running in this process.
