@@ -231,6 +231,15 @@ impl Clients {
             .map(|r| r.into_inner())
     }
 
+    /// Creates a claim.
+    pub async fn create_claim(&mut self, spec: v1::ClaimSpec) -> Result<v1::Claim, tonic::Status> {
+        let req = v1::CreateClaimRequest { spec: Some(spec) };
+        self.claims
+            .create_claim(req)
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
     /// A claim by id.
     pub async fn claim(&mut self, id: &str) -> v1::Claim {
         self.claims

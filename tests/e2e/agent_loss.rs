@@ -14,15 +14,7 @@ async fn a_silent_agent_makes_its_dc_down_and_its_claims_at_risk_until_it_return
         selector: "region=eu".into(),
         ..spec("acme", "small", 1)
     };
-    let claim = w
-        .api
-        .claims
-        .create_claim(v1::CreateClaimRequest {
-            spec: Some(in_eu.clone()),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let claim = w.api.create_claim(in_eu.clone()).await.unwrap();
     assert!(!claim.at_risk);
 
     let state_dir = w.eu.state_dir.clone();
@@ -44,14 +36,7 @@ async fn a_silent_agent_makes_its_dc_down_and_its_claims_at_risk_until_it_return
     assert!(live.contains(&c.state), "the claim is not dropped: {c:?}");
 
     // Down datacenters get no new placements.
-    let err = w
-        .api
-        .claims
-        .create_claim(v1::CreateClaimRequest {
-            spec: Some(in_eu.clone()),
-        })
-        .await
-        .unwrap_err();
+    let err = w.api.create_claim(in_eu.clone()).await.unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
     assert!(err.message().contains("down"), "{}", err.message());
 
@@ -80,11 +65,7 @@ async fn a_silent_agent_makes_its_dc_down_and_its_claims_at_risk_until_it_return
         (eu.held() == held).then_some(())
     })
     .await;
-    w.api
-        .claims
-        .create_claim(v1::CreateClaimRequest { spec: Some(in_eu) })
-        .await
-        .expect("placeable again");
+    w.api.create_claim(in_eu).await.expect("placeable again");
 
     eu.stop().await;
     w.us.stop().await;
@@ -98,13 +79,7 @@ async fn an_assignment_the_agent_cannot_apply_puts_the_claim_at_risk() {
         selector: "region=eu".into(),
         ..spec("acme", "small", 3)
     };
-    let claim = w
-        .api
-        .claims
-        .create_claim(v1::CreateClaimRequest { spec: Some(in_eu) })
-        .await
-        .unwrap()
-        .into_inner();
+    let claim = w.api.create_claim(in_eu).await.unwrap();
     let api = w.api.clone();
     let active = |api: &Clients, id: String| {
         let mut api = api.clone();

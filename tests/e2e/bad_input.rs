@@ -227,10 +227,7 @@ async fn update_tenant_changes_only_the_masked_fields() {
     // The new quota holds for the next claim: 2 × 4 vCPU is more than 4.
     let err = w
         .api
-        .claims
-        .create_claim(v1::CreateClaimRequest {
-            spec: Some(spec("acme", "small", 2)),
-        })
+        .create_claim(spec("acme", "small", 2))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);

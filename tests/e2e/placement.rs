@@ -91,15 +91,7 @@ async fn placement_respects_capacity_selectors_and_quota_and_agents_apply_it() {
     let mut w = TwoDcs::start().await;
 
     // 3 × 4 vCPU in eu: binpack keeps them together in dc-eu.
-    let claim = w
-        .api
-        .claims
-        .create_claim(v1::CreateClaimRequest {
-            spec: Some(in_eu(3)),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let claim = w.api.create_claim(in_eu(3)).await.unwrap();
     assert_eq!(claim.placements.len(), 1);
     assert_eq!(
         (
@@ -123,14 +115,7 @@ async fn placement_respects_capacity_selectors_and_quota_and_agents_apply_it() {
     assert!(w.us.held().is_empty());
 
     // Two more in eu do not fit (8 > 4 left); whole or nothing: none is placed.
-    let err = w
-        .api
-        .claims
-        .create_claim(v1::CreateClaimRequest {
-            spec: Some(in_eu(2)),
-        })
-        .await
-        .unwrap_err();
+    let err = w.api.create_claim(in_eu(2)).await.unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
     assert!(
         err.message().contains("1 of 2 units found a place")
@@ -180,15 +165,7 @@ async fn placement_respects_capacity_selectors_and_quota_and_agents_apply_it() {
     assert_eq!(eu.units_that_fit, 1);
 
     // Without the selector the rest goes to dc-us; then the quota (40) stops a third.
-    let big = w
-        .api
-        .claims
-        .create_claim(v1::CreateClaimRequest {
-            spec: Some(spec("acme", "small", 6)),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let big = w.api.create_claim(spec("acme", "small", 6)).await.unwrap();
     let units = |p: &[v1::Placement], dc: &str| -> u32 {
         p.iter()
             .filter(|p| p.datacenter == dc)
@@ -205,10 +182,7 @@ async fn placement_respects_capacity_selectors_and_quota_and_agents_apply_it() {
     );
     let err = w
         .api
-        .claims
-        .create_claim(v1::CreateClaimRequest {
-            spec: Some(spec("acme", "small", 2)),
-        })
+        .create_claim(spec("acme", "small", 2))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
@@ -246,13 +220,7 @@ async fn placement_respects_capacity_selectors_and_quota_and_agents_apply_it() {
         }
     })
     .await;
-    let again = w
-        .api
-        .claims
-        .create_claim(v1::CreateClaimRequest {
-            spec: Some(in_eu(2)),
-        })
-        .await;
+    let again = w.api.create_claim(in_eu(2)).await;
     assert!(
         again.is_ok(),
         "freed capacity is placeable again: {again:?}"
@@ -305,33 +273,12 @@ async fn create_claim_is_idempotent_on_request_id() {
         request_id: "order-17".into(),
         ..spec("acme", "small", 2)
     };
-    let a = w
-        .api
-        .claims
-        .create_claim(v1::CreateClaimRequest {
-            spec: Some(s.clone()),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let b = w
-        .api
-        .claims
-        .create_claim(v1::CreateClaimRequest {
-            spec: Some(s.clone()),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let a = w.api.create_claim(s.clone()).await.unwrap();
+    let b = w.api.create_claim(s.clone()).await.unwrap();
     assert_eq!(a.id, b.id, "a retry returns the first claim");
     assert_eq!(w.api.all_claims().await.len(), 1);
     let other = v1::ClaimSpec { count: 3, ..s };
-    let err = w
-        .api
-        .claims
-        .create_claim(v1::CreateClaimRequest { spec: Some(other) })
-        .await
-        .unwrap_err();
+    let err = w.api.create_claim(other).await.unwrap_err();
     assert_eq!(err.code(), Code::AlreadyExists, "{}", err.message());
     w.stop().await;
 }

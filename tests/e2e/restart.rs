@@ -11,15 +11,7 @@ async fn a_killed_manager_restarts_with_every_claim() {
     let mut w = TwoDcs::start().await;
     let mut ids = Vec::new();
     for n in 1..=3 {
-        let c = w
-            .api
-            .claims
-            .create_claim(v1::CreateClaimRequest {
-                spec: Some(spec("acme", "small", n)),
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let c = w.api.create_claim(spec("acme", "small", n)).await.unwrap();
         ids.push(c.id);
     }
     w.api
