@@ -113,6 +113,21 @@ impl<K: Ord + Clone, V: Clone> LwwMap<K, V> {
         Self { entries }
     }
 
+    /// Puts `register` (or nothing) under `key` whatever the timestamps: for
+    /// the one writer undoing a change its store refused, and for pruning
+    /// history past its retention. Not a merge: replicas do not converge
+    /// through it.
+    pub fn restore(&mut self, key: K, register: Option<Lww<V>>) {
+        match register {
+            Some(r) => {
+                self.entries.insert(key, r);
+            }
+            None => {
+                self.entries.remove(&key);
+            }
+        }
+    }
+
     /// The live value under `key`.
     pub fn get(&self, key: &K) -> Option<&V> {
         self.entries.get(key).and_then(Lww::get)

@@ -1,6 +1,10 @@
 //! The books: every durable object, one last-writer-wins map per kind, and
 //! the changes (single registers) that stores persist and replicas exchange.
 
+mod index;
+
+pub use index::{ClaimIndex, TenantUsage};
+
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Timestamp;
@@ -74,15 +78,55 @@ impl Change {
         }
     }
 
+    /// Which map, and the key in it.
+    pub fn kind_and_key(&self) -> (Kind, &str) {
+        match self {
+            Self::Datacenter { key, .. } => (Kind::Datacenter, key),
+            Self::Tenant { key, .. } => (Kind::Tenant, key),
+            Self::Profile { key, .. } => (Kind::Profile, key),
+            Self::Claim { key, .. } => (Kind::Claim, key),
+        }
+    }
+
+    /// The timestamp of the register it carries.
+    pub fn timestamp(&self) -> &Timestamp {
+        match self {
+            Self::Datacenter { register, .. } => register.timestamp(),
+            Self::Tenant { register, .. } => register.timestamp(),
+            Self::Profile { register, .. } => register.timestamp(),
+            Self::Claim { register, .. } => register.timestamp(),
+        }
+    }
+
     /// `kind/key`: unique across all maps, used as the storage key.
     pub fn storage_key(&self) -> String {
-        let (kind, key) = match self {
-            Self::Datacenter { key, .. } => ("datacenter", key),
-            Self::Tenant { key, .. } => ("tenant", key),
-            Self::Profile { key, .. } => ("profile", key),
-            Self::Claim { key, .. } => ("claim", key),
-        };
-        format!("{kind}/{key}")
+        let (kind, key) = self.kind_and_key();
+        format!("{}/{key}", kind.as_str())
+    }
+}
+
+/// The maps of the books.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Datacenters.
+    Datacenter,
+    /// Tenants.
+    Tenant,
+    /// Profiles.
+    Profile,
+    /// Claims.
+    Claim,
+}
+
+impl Kind {
+    /// The name used in storage keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Datacenter => "datacenter",
+            Self::Tenant => "tenant",
+            Self::Profile => "profile",
+            Self::Claim => "claim",
+        }
     }
 }
 
@@ -96,7 +140,9 @@ pub struct Books {
     /// Profiles by name.
     pub profiles: LwwMap<String, Profile>,
     /// Claims by id.
-    pub claims: LwwMap<String, Claim>,
+    claims: LwwMap<String, Claim>,
+    /// Derived from `claims`, kept up to date by every merge.
+    index: ClaimIndex,
 }
 
 impl Books {
@@ -116,10 +162,52 @@ impl Books {
                     .merge(&LwwMap::single(key.clone(), register.clone()));
             }
             Change::Claim { key, register } => {
+                let before = self.claims.get(key).cloned();
                 self.claims
                     .merge(&LwwMap::single(key.clone(), register.clone()));
+                self.index.update(before.as_ref(), self.claims.get(key));
             }
         }
+    }
+
+    /// Every claim, live or released, by id.
+    pub fn claims(&self) -> &LwwMap<String, Claim> {
+        &self.claims
+    }
+
+    /// The indices over the claims.
+    pub fn index(&self) -> &ClaimIndex {
+        &self.index
+    }
+
+    /// Puts back what the key of `change` held before (`prior`, as
+    /// [`Books::current`] gave it), or forgets the key when `prior` is none:
+    /// for the one writer undoing a change its store refused, and for pruning
+    /// claims past their retention. Not a merge: it goes back in time.
+    pub fn restore(&mut self, change: &Change, prior: Option<Change>) {
+        let (kind, key) = change.kind_and_key();
+        match (kind, prior) {
+            (_, Some(Change::Datacenter { key, register })) => {
+                self.datacenters.restore(key, Some(register));
+            }
+            (_, Some(Change::Tenant { key, register })) => {
+                self.tenants.restore(key, Some(register));
+            }
+            (_, Some(Change::Profile { key, register })) => {
+                self.profiles.restore(key, Some(register));
+            }
+            (_, Some(Change::Claim { key, register })) => self.restore_claim(key, Some(register)),
+            (Kind::Datacenter, None) => self.datacenters.restore(key.to_owned(), None),
+            (Kind::Tenant, None) => self.tenants.restore(key.to_owned(), None),
+            (Kind::Profile, None) => self.profiles.restore(key.to_owned(), None),
+            (Kind::Claim, None) => self.restore_claim(key.to_owned(), None),
+        }
+    }
+
+    fn restore_claim(&mut self, key: String, register: Option<Lww<Claim>>) {
+        let before = self.claims.get(&key).cloned();
+        self.claims.restore(key.clone(), register);
+        self.index.update(before.as_ref(), self.claims.get(&key));
     }
 
     /// The current register behind a change's key, as a change: what a store

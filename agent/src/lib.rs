@@ -16,6 +16,7 @@
 #![forbid(unsafe_code)]
 
 mod backoff;
+mod cluster;
 mod config;
 pub mod driver;
 mod reconcile;

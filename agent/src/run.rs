@@ -65,7 +65,19 @@ pub async fn run(
         managers = %config.managers.join(","),
         "agent starting"
     );
-    let mut agent = Agent::new(config.dc.clone(), config.labels.clone(), driver, tls);
+    let cluster = crate::cluster::ClusterMemory::open(&config.state_dir).with_context(|| {
+        format!(
+            "cannot read the cluster id in {}",
+            config.state_dir.display()
+        )
+    })?;
+    let mut agent = Agent::new(
+        config.dc.clone(),
+        config.labels.clone(),
+        driver,
+        cluster,
+        tls,
+    );
     let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
     let mut index = 0;
     loop {

@@ -15,6 +15,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::Streaming;
 use tonic::transport::{ClientTlsConfig, Endpoint};
 
+use crate::cluster::ClusterMemory;
 use crate::driver::{Assignment, Driver, DriverError, Outcome};
 use crate::reconcile::plan;
 
@@ -151,6 +152,7 @@ pub(crate) struct Agent {
     dc: String,
     labels: Labels,
     driver: Box<dyn Driver>,
+    cluster: ClusterMemory,
     tls: ClientTlsConfig,
     report_seq: u64,
     heartbeat_seq: u64,
@@ -162,12 +164,14 @@ impl Agent {
         dc: String,
         labels: Labels,
         driver: Box<dyn Driver>,
+        cluster: ClusterMemory,
         tls: ClientTlsConfig,
     ) -> Self {
         Self {
             dc,
             labels,
             driver,
+            cluster,
             tls,
             report_seq: 0,
             heartbeat_seq: 0,
@@ -369,6 +373,11 @@ impl Agent {
         };
         match body {
             In::Welcome(w) => {
+                let holds = !self.driver.held().is_empty();
+                if let Err(reason) = self.cluster.admit(&w.cluster_id, holds) {
+                    tracing::error!(manager = %url, datacenter = %self.dc, "{reason}");
+                    return Err(End::Unreachable(reason));
+                }
                 let heartbeat = interval_from_ms(w.heartbeat_interval_ms, DEFAULT_HEARTBEAT);
                 let report = interval_from_ms(w.report_interval_ms, DEFAULT_REPORT);
                 *pace = Pace::new(heartbeat, report);
@@ -376,6 +385,7 @@ impl Agent {
                 tracing::info!(
                     manager = %url,
                     manager_id = %w.manager_id,
+                    cluster_id = %w.cluster_id,
                     datacenter = %self.dc,
                     heartbeat_ms = millis(heartbeat),
                     report_ms = millis(report),

@@ -152,6 +152,7 @@ fn welcome() -> ToAgent {
         manager_id: "m-test".into(),
         heartbeat_interval_ms: 50,
         report_interval_ms: 60_000,
+        cluster_id: "k-test".into(),
     })
 }
 

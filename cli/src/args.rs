@@ -112,7 +112,12 @@ pub enum Command {
 #[derive(Args, Debug)]
 pub struct DevArgs {
     /// Where the manager's gRPC API listens.
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7070")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "THEIA_LISTEN",
+        default_value = "127.0.0.1:7070"
+    )]
     pub listen: SocketAddr,
     /// Keep state here [default: a temporary directory removed at exit].
     #[arg(long, value_name = "DIR")]

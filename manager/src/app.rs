@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use theia::api::{claim_to_wire, v1};
 use theia::model::{Claim, Placement};
-use theia::scheduler::{Candidate, Liveness, usage_by_datacenter};
+use theia::scheduler::{Candidate, Liveness};
 use theia::state::Books;
 use tokio::sync::{Mutex, watch};
 
@@ -61,14 +61,13 @@ impl App {
 
     /// Every datacenter as the scheduler sees it now.
     pub fn candidates<'a>(&self, books: &'a Books) -> Vec<Candidate<'a>> {
-        let mut usage = usage_by_datacenter(books.claims.values());
         books
             .datacenters
             .iter()
             .map(|(id, dc)| Candidate {
                 dc,
                 liveness: self.agents.liveness(id),
-                usage: usage.remove(id).unwrap_or_default(),
+                usage: books.index().datacenter(id),
             })
             .collect()
     }
@@ -107,7 +106,7 @@ pub fn assignment(claim: &Claim, placement: &Placement) -> v1::Assignment {
 /// What an agent for `dc` should hold: every live claim placed there.
 pub fn desired_state(books: &Books, dc: &str) -> v1::DesiredState {
     let assignments = books
-        .claims
+        .claims()
         .values()
         .filter(|c| c.state.holds_capacity())
         .filter_map(|c| c.placed_in(dc).map(|p| assignment(c, p)))

@@ -28,6 +28,8 @@ pub struct ManagerConfig {
     pub report_interval: Duration,
     /// When silent agents turn suspect and down.
     pub liveness: LivenessPolicy,
+    /// How long released claims are kept before they are pruned.
+    pub claim_retention: Duration,
 }
 
 impl ManagerConfig {
@@ -96,6 +98,7 @@ impl ManagerConfig {
                 suspect_after,
                 down_after,
             },
+            claim_retention: c.duration("claim_retention")?,
         })
     }
 

@@ -1,17 +1,19 @@
-//! The books in memory, the clock that stamps changes, and the store behind
-//! them. Placement-relevant changes are written through before a caller gets
-//! an answer; high-volume reports are coalesced and flushed when
-//! `sync_delta < now − last_sync OR pending > sync_max`.
+//! The books in memory, the clock that stamps changes, and the queue into
+//! the one writer behind them. Placement-relevant changes are written through
+//! before a caller gets an answer; high-volume reports are coalesced and
+//! flushed when `sync_delta < now − last_sync OR pending > sync_max`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use theia::api::v1::ManagerMessage;
 use theia::clock::{HybridClock, Timestamp};
 use theia::state::{Books, Change};
 use tokio::time::Instant;
 
 use crate::store::{Store, StoreError};
+use crate::writer::{self, Durable, Job, Starter, WriterQueue};
 
 /// Wall-clock Unix milliseconds: the manager's only reading of the system clock.
 pub fn wall_ms() -> u64 {
@@ -25,21 +27,25 @@ pub fn sync_due(since_last: Duration, pending: u64, sync_delta: Duration, sync_m
     pending > 0 && (since_last > sync_delta || pending > sync_max)
 }
 
-/// The books, their clock and their store; always used under one lock, so
-/// that each decision is made on books nobody else is changing.
+/// The books, their clock and the queue into the writer; used under one lock
+/// held only while deciding, never while the store writes.
 pub struct Ledger {
-    /// Every durable object.
+    /// Every durable object, including changes queued but not yet durable.
     pub books: Books,
     clock: HybridClock,
-    store: Arc<Store>,
+    writer: Option<WriterQueue>,
+    backend: &'static str,
+    location: String,
+    cluster_id: String,
     dirty: BTreeSet<String>,
     last_sync: Instant,
     last_sync_ms: u64,
 }
 
 impl Ledger {
-    /// Loads the books from `store`.
-    pub async fn open(store: Store, clock: HybridClock) -> Result<Self, StoreError> {
+    /// Loads the books from `store`; the returned starter runs the writer
+    /// once the state it serves exists.
+    pub async fn open(store: Store, clock: HybridClock) -> Result<(Self, Starter), StoreError> {
         let store = Arc::new(store);
         let loader = store.clone();
         let changes = tokio::task::spawn_blocking(move || loader.load())
@@ -52,17 +58,25 @@ impl Ledger {
             books.apply(change);
             // Later stamps must order after everything stored, even if this
             // machine's clock went back since it was written.
-            let ts = change_ts(change);
+            let ts = change.timestamp();
             let _ = clock.observe(ts, ts.ms.max(now));
         }
-        Ok(Self {
+        let backend = store.backend();
+        let location = store.location();
+        let cluster_id = store.cluster_id().to_owned();
+        let (queue, starter) = writer::spawn(store);
+        let ledger = Self {
             books,
             clock,
-            store,
+            writer: Some(queue),
+            backend,
+            location,
+            cluster_id,
             dirty: BTreeSet::new(),
             last_sync: Instant::now(),
             last_sync_ms: now,
-        })
+        };
+        Ok((ledger, starter))
     }
 
     /// A fresh timestamp for a local change.
@@ -70,30 +84,76 @@ impl Ledger {
         self.clock.now(wall_ms())
     }
 
-    /// Writes `changes` durably, then merges them into the books. On error
-    /// nothing changes in memory either.
-    pub async fn commit(&mut self, changes: Vec<Change>) -> Result<(), StoreError> {
-        let store = self.store.clone();
-        let written = changes.clone();
-        tokio::task::spawn_blocking(move || store.write(&written))
-            .await
-            .map_err(|e| StoreError::Database(e.to_string()))??;
-        for change in &changes {
-            self.books.apply(change);
-            if let Change::Datacenter { key, .. } = change {
+    /// Merges `changes` into the books now and queues them for the store,
+    /// with `effects` to send to agents once they are durable. Await the
+    /// answer before acknowledging anything; dropping it changes nothing.
+    pub fn commit(
+        &mut self,
+        changes: Vec<Change>,
+        effects: Vec<(String, ManagerMessage)>,
+    ) -> Durable {
+        let mut undo = Vec::with_capacity(changes.len());
+        let mut writes = Vec::with_capacity(changes.len());
+        for change in changes {
+            let prior = self.books.current(&change);
+            self.books.apply(&change);
+            if let Change::Datacenter { key, .. } = &change {
                 self.dirty.remove(key);
             }
+            // What the store must hold is the merged register, which is
+            // the change itself unless a newer one was there already.
+            let merged = self
+                .books
+                .current(&change)
+                .unwrap_or_else(|| change.clone());
+            undo.push((change, prior));
+            writes.push(merged);
         }
-        Ok(())
+        self.submit(Job {
+            writes,
+            undo,
+            effects,
+            ..Job::default()
+        })
     }
 
-    /// Stamps one change and commits it, durably.
-    pub async fn put(
-        &mut self,
-        change: impl FnOnce(Timestamp) -> Change,
-    ) -> Result<(), StoreError> {
+    /// Stamps one change and commits it.
+    pub fn put(&mut self, change: impl FnOnce(Timestamp) -> Change) -> Durable {
         let ts = self.stamp();
-        self.commit(vec![change(ts)]).await
+        self.commit(vec![change(ts)], Vec::new())
+    }
+
+    /// Resolves once everything queued so far is durable: for answers that
+    /// acknowledge a change somebody else queued (an idempotent retry).
+    pub fn settled(&mut self) -> Durable {
+        self.submit(Job::default())
+    }
+
+    /// Forgets claims for good (past their retention), in memory and store.
+    pub fn prune(&mut self, claims: &[String]) -> Durable {
+        let mut deletes = Vec::with_capacity(claims.len());
+        for id in claims {
+            let Some(register) = self.books.claims().register(id).cloned() else {
+                continue;
+            };
+            let change = Change::Claim {
+                key: id.clone(),
+                register,
+            };
+            deletes.push(change.storage_key());
+            self.books.restore(&change, None);
+        }
+        self.submit(Job {
+            deletes,
+            ..Job::default()
+        })
+    }
+
+    fn submit(&mut self, job: Job) -> Durable {
+        match &self.writer {
+            Some(writer) => writer.submit(job),
+            None => Durable::closed(),
+        }
     }
 
     /// Merges a datacenter change in memory only; it is written at the next sync.
@@ -102,6 +162,11 @@ impl Ledger {
             self.dirty.insert(key.clone());
         }
         self.books.apply(&change);
+    }
+
+    /// Marks datacenters whose coalesced changes did not reach the store.
+    pub fn mark_pending(&mut self, dcs: impl IntoIterator<Item = String>) {
+        self.dirty.extend(dcs);
     }
 
     /// Changes held in memory only.
@@ -124,10 +189,10 @@ impl Ledger {
         )
     }
 
-    /// Writes every coalesced change.
-    pub async fn flush(&mut self) -> Result<(), StoreError> {
-        let changes: Vec<Change> = self
-            .dirty
+    /// Queues every coalesced change for the store.
+    pub fn flush(&mut self) -> Durable {
+        let flushed: Vec<String> = std::mem::take(&mut self.dirty).into_iter().collect();
+        let writes: Vec<Change> = flushed
             .iter()
             .filter_map(|dc| {
                 let register = self.books.datacenters.register(dc)?.clone();
@@ -137,25 +202,33 @@ impl Ledger {
                 })
             })
             .collect();
-        self.commit(changes).await?;
-        self.dirty.clear();
         self.last_sync = Instant::now();
         self.last_sync_ms = wall_ms();
-        Ok(())
+        self.submit(Job {
+            writes,
+            flushed,
+            ..Job::default()
+        })
     }
 
-    /// Where the store keeps its data, and which backend it is.
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// Stops taking changes: the writer ends once it wrote what is queued.
+    pub fn close(&mut self) {
+        self.writer = None;
     }
-}
 
-fn change_ts(change: &Change) -> &Timestamp {
-    match change {
-        Change::Datacenter { register, .. } => register.timestamp(),
-        Change::Tenant { register, .. } => register.timestamp(),
-        Change::Profile { register, .. } => register.timestamp(),
-        Change::Claim { register, .. } => register.timestamp(),
+    /// The store backend's name, as `ClusterService` reports it.
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// The cluster these books belong to.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// Where the store keeps its data.
+    pub fn location(&self) -> &str {
+        &self.location
     }
 }
 

@@ -11,6 +11,7 @@ mod ledger;
 mod monitor;
 mod service;
 mod store;
+mod writer;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -39,6 +40,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Manager {
     app: Arc<App>,
     listener: TcpListener,
+    writer: tokio::task::JoinHandle<()>,
 }
 
 /// Reads this manager's id from the data directory, making one on first start.
@@ -72,13 +74,18 @@ impl Manager {
         let store = EmbeddedStore::open(&config.data_dir)?;
         let id = manager_id(&config)?;
         let clock = HybridClock::new(id.clone(), config.clock_offset);
-        let ledger = Ledger::open(Store::Embedded(store), clock).await?;
+        let (ledger, writer) = Ledger::open(Store::Embedded(store), clock).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let address = listener.local_addr()?;
         let app = Arc::new(App::new(config, id, address, ledger));
-        Ok(Manager { app, listener })
+        let writer = writer.start(Arc::downgrade(&app));
+        Ok(Manager {
+            app,
+            listener,
+            writer,
+        })
     }
 
     /// The address the API listens on (useful with port 0).
@@ -97,7 +104,11 @@ impl Manager {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let Manager { app, listener } = self;
+        let Manager {
+            app,
+            listener,
+            writer,
+        } = self;
         // Should this future be dropped mid-flight, its streams end with it.
         let _stop_on_drop = StopOnDrop(app.clone());
         let api = Api(app.clone());
@@ -132,6 +143,7 @@ impl Manager {
         let mut tasks = JoinSet::new();
         tasks.spawn(monitor::liveness(app.clone()));
         tasks.spawn(monitor::sync(app.clone()));
+        tasks.spawn(monitor::housekeeping(app.clone()));
 
         let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
         let stopper = app.clone();
@@ -141,7 +153,7 @@ impl Manager {
             stopper.stop();
             let _ = drained_tx.send(());
         };
-        let location = app.ledger.lock().await.store().location();
+        let location = app.ledger.lock().await.location().to_owned();
         tracing::info!(manager = %app.manager_id, address = %app.address, store = %location, "theia-manager serving");
         let server = tonic::transport::Server::builder()
             .add_service(health_service)
@@ -175,7 +187,12 @@ impl Manager {
         };
         app.stop();
         tasks.shutdown().await;
-        app.ledger.lock().await.flush().await?;
+        let flushed = app.ledger.lock().await.flush();
+        let written = flushed.wait().await;
+        // The writer ends once it wrote what is queued; the store closes with it.
+        app.ledger.lock().await.close();
+        let _ = writer.await;
+        written?;
         served.context("gRPC server failed")
     }
 }

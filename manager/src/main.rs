@@ -54,6 +54,9 @@ struct Args {
     /// Silence after which a datacenter is down [default: 60s].
     #[arg(long)]
     down_after: Option<String>,
+    /// How long released claims are kept before they are pruned [default: 7d].
+    #[arg(long)]
+    claim_retention: Option<String>,
     /// Log filter, e.g. info or theia_manager=debug [default: info].
     #[arg(long)]
     log: Option<String>,
@@ -75,6 +78,7 @@ impl Args {
             ("report_interval", &self.report_interval),
             ("suspect_after", &self.suspect_after),
             ("down_after", &self.down_after),
+            ("claim_retention", &self.claim_retention),
             ("log", &self.log),
         ]
         .into_iter()

@@ -24,7 +24,7 @@ pub async fn liveness(app: Arc<App>) {
             }
             let at_risk = ledger
                 .books
-                .claims
+                .claims()
                 .values()
                 .filter(|c| c.state.holds_capacity() && c.placed_in(id).is_some())
                 .count();
@@ -41,6 +41,43 @@ pub async fn liveness(app: Arc<App>) {
     }
 }
 
+/// Prunes released claims past `claim_retention`, a bounded number at a time
+/// so that the ledger lock is never held long.
+pub async fn housekeeping(app: Arc<App>) {
+    const PER_ROUND: usize = 1000;
+    let period =
+        (app.config.claim_retention / 10).clamp(Duration::from_millis(10), Duration::from_secs(60));
+    let mut tick = tokio::time::interval(period);
+    loop {
+        tick.tick().await;
+        let retention = u64::try_from(app.config.claim_retention.as_millis()).unwrap_or(u64::MAX);
+        let cutoff = crate::ledger::wall_ms().saturating_sub(retention);
+        let pruned = {
+            let mut ledger = app.ledger.lock().await;
+            let old: Vec<String> = ledger
+                .books
+                .index()
+                .released_before(cutoff)
+                .take(PER_ROUND)
+                .map(str::to_owned)
+                .collect();
+            if old.is_empty() {
+                continue;
+            }
+            tracing::info!(
+                claims = old.len(),
+                "pruning released claims past their retention"
+            );
+            ledger.prune(&old)
+        };
+        if let Err(e) = pruned.wait().await {
+            // Memory has forgotten them already; the store keeps them until
+            // the next start, which loads and prunes them again.
+            tracing::error!(error = %e, "pruning released claims failed in the store");
+        }
+    }
+}
+
 /// Flushes coalesced changes when HORAO's rule says so.
 pub async fn sync(app: Arc<App>) {
     let period = app
@@ -51,11 +88,16 @@ pub async fn sync(app: Arc<App>) {
     let mut tick = tokio::time::interval(period);
     loop {
         tick.tick().await;
-        let mut ledger = app.ledger.lock().await;
-        if ledger.sync_due(app.config.sync_delta, app.config.sync_max) {
-            if let Err(e) = ledger.flush().await {
-                tracing::error!(error = %e, "sync failed; will retry");
+        let flushed = {
+            let mut ledger = app.ledger.lock().await;
+            if !ledger.sync_due(app.config.sync_delta, app.config.sync_max) {
+                continue;
             }
+            ledger.flush()
+        };
+        // A failed flush marks its datacenters pending again.
+        if let Err(e) = flushed.wait().await {
+            tracing::error!(error = %e, "sync failed; will retry");
         }
     }
 }

@@ -124,6 +124,12 @@ pub const KEYS: &[KeySpec] = &[
         "silence after which a datacenter is down",
     ),
     key(
+        "claim_retention",
+        Some("7d"),
+        "theia-manager",
+        "how long released claims stay listed (and answer a retried request id) before they are pruned",
+    ),
+    key(
         "log",
         Some("info"),
         "all",

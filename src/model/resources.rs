@@ -207,6 +207,20 @@ impl Resources {
         }
     }
 
+    /// Takes `other` away in place, stopping at zero; classes that come to
+    /// zero are dropped, so that adding and then taking away the same amounts
+    /// leaves what was there before.
+    pub fn subtract(&mut self, other: &Resources) {
+        for (class, amount) in other.iter() {
+            let left = self.get(class).saturating_sub(amount);
+            if left == 0 {
+                self.0.remove(class);
+            } else {
+                self.set(class.clone(), left);
+            }
+        }
+    }
+
     /// `self × n`, saturating.
     #[must_use]
     pub fn times(&self, n: u64) -> Resources {

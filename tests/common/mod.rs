@@ -361,10 +361,18 @@ impl Child {
 /// stderr) contains `marker`; returns the child and the first
 /// `127.0.0.1:<port>` address that appeared in its output.
 pub fn spawn_until(program: &Path, args: &[&str], marker: &str) -> (Child, String) {
+    let mut command = std::process::Command::new(program);
+    command.args(args);
+    spawn_command_until(command, marker)
+}
+
+/// Like [`spawn_until`], for a command the caller has set up (a shell line
+/// from the README, with its own environment and directory).
+pub fn spawn_command_until(mut command: std::process::Command, marker: &str) -> (Child, String) {
     use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
-    let mut child = Command::new(program)
-        .args(args)
+    use std::process::Stdio;
+    let program = PathBuf::from(command.get_program());
+    let mut child = command
         .env("NO_COLOR", "1")
         .env_remove("THEIA_MANAGER")
         .stdout(Stdio::piped())

@@ -20,6 +20,7 @@ use theia::model::{FieldError, ResourceClass, Resources};
 use crate::DriverConfig;
 
 pub use host::{HostDriver, link_speed_bits};
+pub(crate) use state::write_atomically;
 pub use state::{Record, STATE_FILE, StateFile};
 pub use static_driver::StaticDriver;
 

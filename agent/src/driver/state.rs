@@ -151,7 +151,7 @@ impl StateFile {
 
 /// Replaces `path` with `bytes` so that a crash leaves the old or the new
 /// content, never a torn file.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut name = path.file_name().unwrap_or_default().to_owned();
     name.push(".tmp");

@@ -65,7 +65,7 @@ pub async fn run(config: &Config, args: DevArgs) -> Result<(), CliError> {
         tokio::select! {
             r = &mut ready, if !banner_shown && !parts.stopping => {
                 banner_shown = true;
-                print_text(&banner(addr, &url, &data, r.is_ok()))?;
+                print_text(&banner(addr, &url, &data, r.is_ok(), path_hint()))?;
             }
             () = &mut signal => {
                 if parts.stopping {
@@ -281,7 +281,25 @@ async fn wait_for_local_dc(url: &str) {
     }
 }
 
-fn banner(listen: SocketAddr, url: &str, data: &DataDir, ready: bool) -> String {
+/// The directory of this `theia` when no `theia` is on `PATH` (as after
+/// `cargo run`): the banner then says how to put it there.
+fn path_hint() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&path).any(|d| d.join("theia").is_file()) {
+        return None;
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(Path::to_path_buf))
+}
+
+fn banner(
+    listen: SocketAddr,
+    url: &str,
+    data: &DataDir,
+    ready: bool,
+    path_hint: Option<PathBuf>,
+) -> String {
     let target = url.trim_start_matches("http://");
     let mut lines = vec![
         "theia dev: a manager and a local agent in one process".to_owned(),
@@ -297,6 +315,12 @@ fn banner(listen: SocketAddr, url: &str, data: &DataDir, ready: bool) -> String 
     }
     lines.push(String::new());
     lines.push("Try, in another terminal:".to_owned());
+    if let Some(dir) = &path_hint {
+        lines.push(format!(
+            "  export PATH=\"{}:$PATH\"   # theia is not on your PATH yet",
+            dir.display()
+        ));
+    }
     if url != DEFAULT_MANAGER {
         lines.push(format!("  export THEIA_MANAGER={url}"));
     }
@@ -355,7 +379,24 @@ mod tests {
     fn the_banner_says_where_and_what_to_try() {
         let dir = DataDir::open(None).unwrap();
         let listen: SocketAddr = "127.0.0.1:17070".parse().unwrap();
-        let text = banner(listen, "http://127.0.0.1:17070", &dir, true);
+        let text = banner(
+            listen,
+            "http://127.0.0.1:17070",
+            &dir,
+            true,
+            Some(PathBuf::from("/src/theia/target/debug")),
+        );
+        assert!(
+            text.contains("export PATH=\"/src/theia/target/debug:$PATH\""),
+            "{text}"
+        );
+        let first_hint = text.find("export PATH").unwrap();
+        let first_try = text.find("theia dc list").unwrap();
+        assert!(first_hint < first_try, "the PATH comes first: {text}");
+        assert!(
+            !banner(listen, DEFAULT_MANAGER, &dir, true, None).contains("export"),
+            "nothing to export when theia is on PATH and the manager is the default"
+        );
         assert!(
             text.contains("ephemeral; pass --data-dir to keep state"),
             "{text}"

@@ -24,6 +24,7 @@ use super::Api;
 use crate::app::desired_state;
 use crate::error::ApiError;
 use crate::ledger::{Ledger, wall_ms};
+use crate::writer::Durable;
 
 /// How long a new stream may take to say Hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -38,8 +39,8 @@ fn duration_ms(d: Duration) -> u64 {
 
 impl Api {
     /// Records the datacenter an agent announced (write-through when its
-    /// identity changed).
-    async fn hello(ledger: &mut Ledger, hello: &v1::Hello) -> Result<(), ApiError> {
+    /// identity changed); the answer says when that is durable.
+    fn hello(ledger: &mut Ledger, hello: &v1::Hello) -> Option<Durable> {
         let labels: BTreeMap<String, String> = hello.labels.clone().into_iter().collect();
         let known = ledger.books.datacenters.get(&hello.datacenter).cloned();
         let mut dc = known
@@ -48,10 +49,7 @@ impl Api {
         dc.labels = labels;
         dc.agent_version = hello.version.clone();
         dc.driver = hello.driver.clone();
-        if known.as_ref() != Some(&dc) {
-            ledger.put(|ts| Change::datacenter(ts, dc)).await?;
-        }
-        Ok(())
+        (known.as_ref() != Some(&dc)).then(|| ledger.put(|ts| Change::datacenter(ts, dc)))
     }
 
     /// Takes in an inventory report. New totals are placement-relevant and
@@ -95,11 +93,14 @@ impl Api {
         let ts = ledger.stamp();
         let change = Change::datacenter(ts, dc);
         if totals_changed {
-            ledger.commit(vec![change]).await?;
+            let durable = ledger.commit(vec![change], Vec::new());
+            drop(ledger);
+            durable.wait().await?;
         } else {
             ledger.apply_coalesced(change);
             if ledger.sync_due(self.config.sync_delta, self.config.sync_max) {
-                ledger.flush().await?;
+                // Not awaited: a failed flush marks its datacenters pending again.
+                let _ = ledger.flush();
             }
         }
         Ok(())
@@ -119,7 +120,7 @@ impl Api {
             return Ok(());
         }
         let mut ledger = self.ledger.lock().await;
-        let Some(mut claim) = ledger.books.claims.get(&result.claim_id).cloned() else {
+        let Some(mut claim) = ledger.books.claims().get(&result.claim_id).cloned() else {
             return Ok(());
         };
         if !claim.state.holds_capacity() {
@@ -154,7 +155,9 @@ impl Api {
         }
         claim.state = state;
         claim.updated_ms = wall_ms();
-        ledger.put(|ts| Change::claim(ts, claim)).await?;
+        let durable = ledger.put(|ts| Change::claim(ts, claim));
+        drop(ledger);
+        durable.wait().await?;
         Ok(())
     }
 
@@ -224,18 +227,16 @@ impl AgentService for Api {
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
         // Register, record, greet and send the desired state under the ledger
         // lock, so that no Assign or Release can slip in before the full set.
-        let id = {
+        let (id, recorded) = {
             let mut ledger = self.ledger.lock().await;
             let id = self.agents.register(&dc, tx.clone())?;
             self.agents.touch(&dc, wall_ms());
-            if let Err(e) = Self::hello(&mut ledger, &hello).await {
-                self.agents.unregister(&dc, id);
-                return Err(e.into());
-            }
+            let recorded = Self::hello(&mut ledger, &hello);
             let welcome = v1::Welcome {
                 manager_id: self.manager_id.clone(),
                 heartbeat_interval_ms: duration_ms(self.config.heartbeat_interval),
                 report_interval_ms: duration_ms(self.config.report_interval),
+                cluster_id: ledger.cluster_id().to_owned(),
             };
             for body in [
                 Out::Welcome(welcome),
@@ -244,8 +245,14 @@ impl AgentService for Api {
                 tx.try_send(Ok(v1::ManagerMessage { body: Some(body) }))
                     .map_err(|_| Status::unavailable("agent stream closed"))?;
             }
-            id
+            (id, recorded)
         };
+        if let Some(recorded) = recorded {
+            if let Err(e) = recorded.wait().await {
+                self.agents.unregister(&dc, id);
+                return Err(ApiError::from(e).into());
+            }
+        }
         drop(tx);
         tracing::info!(datacenter = %dc, version = %hello.version, driver = %hello.driver, "agent connected");
         let api = self.clone();

@@ -4,7 +4,7 @@ use theia::api::v1::claim_service_server::ClaimService;
 use theia::api::v1::manager_message::Body;
 use theia::api::{claim_spec_from_wire, placement_to_wire, v1};
 use theia::model::{Claim, ClaimSpec, ClaimState, FieldError, validate_name};
-use theia::scheduler::{Outcome, check_quota, schedule, tenant_usage};
+use theia::scheduler::{Outcome, check_quota, schedule};
 use theia::state::{Books, Change};
 use tonic::{Request, Response, Status};
 
@@ -74,9 +74,31 @@ fn not_fitting(outcome: &Outcome) -> ApiError {
 fn new_claim_id(books: &Books) -> String {
     loop {
         let id = format!("c-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
-        if books.claims.register(&id).is_none() {
+        if books.claims().register(&id).is_none() {
             return id;
         }
+    }
+}
+
+/// The claim an earlier call with the same request id made, if any: a live
+/// one first, else the latest released one (a retry after a release returns
+/// the released claim instead of booking again). The same request id with a
+/// different spec is refused.
+fn earlier_claim<'a>(books: &'a Books, spec: &ClaimSpec) -> Result<Option<&'a Claim>, ApiError> {
+    if spec.request_id.is_empty() {
+        return Ok(None);
+    }
+    let earlier = books
+        .index()
+        .requests(&spec.tenant, &spec.request_id)
+        .filter_map(|id| books.claims().get(&id.to_owned()))
+        .max_by_key(|c| (c.state.holds_capacity(), c.created_ms, c.id.clone()));
+    match earlier {
+        Some(c) if c.spec != *spec => Err(ApiError::AlreadyExists(format!(
+            "spec.request_id: {:?} was already used for claim {} with a different spec",
+            spec.request_id, c.id
+        ))),
+        other => Ok(other),
     }
 }
 
@@ -89,7 +111,7 @@ fn existing<'a>(books: &'a Books, id: &str) -> Result<&'a Claim, ApiError> {
         return Err(FieldError::new("id", "is not a claim id (like c-0123456789ab)").into());
     }
     books
-        .claims
+        .claims()
         .get(&id.to_owned())
         .ok_or_else(|| ApiError::not_found("claim", id, "id"))
 }
@@ -100,63 +122,59 @@ impl ClaimService for Api {
         &self,
         req: Request<v1::CreateClaimRequest>,
     ) -> Result<Response<v1::Claim>, Status> {
-        let mut ledger = self.ledger.lock().await;
-        let spec = resolve_spec(&ledger.books, req.into_inner().spec)?;
-        let books = &ledger.books;
-
-        // A retry of a create returns the claim the first call made. Only
-        // live claims count: once released, a request id may start anew.
-        if !spec.request_id.is_empty() {
-            let earlier = books.claims.values().find(|c| {
-                c.state.holds_capacity()
-                    && c.spec.tenant == spec.tenant
-                    && c.spec.request_id == spec.request_id
-            });
-            if let Some(earlier) = earlier {
-                if earlier.spec != spec {
-                    return Err(ApiError::AlreadyExists(format!(
-                        "spec.request_id: {:?} was already used for claim {} with a different spec",
-                        spec.request_id, earlier.id
-                    ))
-                    .into());
-                }
-                return Ok(Response::new(self.claim_to_wire(earlier)));
+        let spec = req.into_inner().spec;
+        let (durable, claim) = {
+            let mut ledger = self.ledger.lock().await;
+            let spec = resolve_spec(&ledger.books, spec)?;
+            if let Some(earlier) = earlier_claim(&ledger.books, &spec)? {
+                // A retry: acknowledged once what the first call made is
+                // durable, even if that call is still on its way.
+                let answer = self.claim_to_wire(earlier);
+                let settled = ledger.settled();
+                drop(ledger);
+                settled.wait().await.map_err(ApiError::from)?;
+                return Ok(Response::new(answer));
             }
-        }
+            let books = &ledger.books;
+            let tenant = books
+                .tenants
+                .get(&spec.tenant)
+                .ok_or_else(|| ApiError::not_found("tenant", &spec.tenant, "spec.tenant"))?;
+            let usage = books.index().tenant(&tenant.name);
+            check_quota(tenant, &usage.held, &spec.total()).map_err(ApiError::from)?;
 
-        let tenant = books
-            .tenants
-            .get(&spec.tenant)
-            .ok_or_else(|| ApiError::not_found("tenant", &spec.tenant, "spec.tenant"))?;
-        let (usage, _) = tenant_usage(books.claims.values(), &tenant.name);
-        check_quota(tenant, &usage, &spec.total()).map_err(ApiError::from)?;
-
-        let outcome = schedule(&self.candidates(books), &spec);
-        if !outcome.fits {
-            return Err(not_fitting(&outcome).into());
-        }
-        let now = wall_ms();
-        let claim = Claim {
-            id: new_claim_id(books),
-            spec,
-            state: ClaimState::Placed,
-            placements: outcome.placements,
-            created_ms: now,
-            updated_ms: now,
+            let outcome = schedule(&self.candidates(books), &spec);
+            if !outcome.fits {
+                return Err(not_fitting(&outcome).into());
+            }
+            let now = wall_ms();
+            let claim = Claim {
+                id: new_claim_id(books),
+                spec,
+                state: ClaimState::Placed,
+                placements: outcome.placements,
+                created_ms: now,
+                updated_ms: now,
+            };
+            tracing::info!(claim = %claim.id, tenant = %claim.spec.tenant, placement = %outcome.summary, "claim placed");
+            // Agents hear of it once it is durable, from the writer, whether
+            // or not this call is still waiting then.
+            let effects = claim
+                .placements
+                .iter()
+                .map(|p| {
+                    let assign = Body::Assign(assignment(&claim, p));
+                    (
+                        p.datacenter.clone(),
+                        v1::ManagerMessage { body: Some(assign) },
+                    )
+                })
+                .collect();
+            let ts = ledger.stamp();
+            let durable = ledger.commit(vec![Change::claim(ts, claim.clone())], effects);
+            (durable, claim)
         };
-        ledger
-            .put(|ts| Change::claim(ts, claim.clone()))
-            .await
-            .map_err(ApiError::from)?;
-        for p in &claim.placements {
-            self.agents.send(
-                &p.datacenter,
-                v1::ManagerMessage {
-                    body: Some(Body::Assign(assignment(&claim, p))),
-                },
-            );
-        }
-        tracing::info!(claim = %claim.id, tenant = %claim.spec.tenant, placement = %outcome.summary, "claim placed");
+        durable.wait().await.map_err(ApiError::from)?;
         Ok(Response::new(self.claim_to_wire(&claim)))
     }
 
@@ -182,7 +200,7 @@ impl ClaimService for Api {
         let ledger = self.ledger.lock().await;
         let mut claims: Vec<&Claim> = ledger
             .books
-            .claims
+            .claims()
             .values()
             .filter(|c| req.tenant.is_empty() || c.spec.tenant == req.tenant)
             .filter(|c| req.include_released || c.state.holds_capacity())
@@ -200,25 +218,32 @@ impl ClaimService for Api {
         let mut ledger = self.ledger.lock().await;
         let mut claim = existing(&ledger.books, &id)?.clone();
         if claim.state == ClaimState::Released {
+            let settled = ledger.settled();
+            drop(ledger);
+            settled.wait().await.map_err(ApiError::from)?;
             return Ok(Response::new(self.claim_to_wire(&claim)));
         }
         claim.state = ClaimState::Released;
         claim.updated_ms = wall_ms();
-        ledger
-            .put(|ts| Change::claim(ts, claim.clone()))
-            .await
-            .map_err(ApiError::from)?;
-        for p in &claim.placements {
-            let release = v1::Release {
-                claim_id: claim.id.clone(),
-            };
-            self.agents.send(
-                &p.datacenter,
-                v1::ManagerMessage {
-                    body: Some(Body::Release(release)),
-                },
-            );
-        }
+        let effects = claim
+            .placements
+            .iter()
+            .map(|p| {
+                let release = Body::Release(v1::Release {
+                    claim_id: claim.id.clone(),
+                });
+                (
+                    p.datacenter.clone(),
+                    v1::ManagerMessage {
+                        body: Some(release),
+                    },
+                )
+            })
+            .collect();
+        let ts = ledger.stamp();
+        let durable = ledger.commit(vec![Change::claim(ts, claim.clone())], effects);
+        drop(ledger);
+        durable.wait().await.map_err(ApiError::from)?;
         tracing::info!(claim = %claim.id, tenant = %claim.spec.tenant, "claim released");
         Ok(Response::new(self.claim_to_wire(&claim)))
     }
@@ -231,13 +256,10 @@ impl ClaimService for Api {
         let books = &ledger.books;
         let spec = resolve_spec(books, req.into_inner().spec)?;
         let outcome = schedule(&self.candidates(books), &spec);
-        let quota = books.tenants.get(&spec.tenant).map(|t| {
-            check_quota(
-                t,
-                &tenant_usage(books.claims.values(), &t.name).0,
-                &spec.total(),
-            )
-        });
+        let quota = books
+            .tenants
+            .get(&spec.tenant)
+            .map(|t| check_quota(t, &books.index().tenant(&t.name).held, &spec.total()));
         let (fits, summary) = match quota {
             Some(Err(e)) => (false, e.to_string()),
             _ => (outcome.fits, outcome.summary.clone()),

@@ -23,12 +23,13 @@ impl ClusterService for Api {
         Ok(Response::new(v1::ClusterStatus {
             manager_id: self.manager_id.clone(),
             managers: vec![me],
-            store_backend: ledger.store().backend().to_owned(),
-            store_location: ledger.store().location(),
+            store_backend: ledger.backend().to_owned(),
+            store_location: ledger.location().to_owned(),
             pending_changes: ledger.pending(),
             last_sync_unix_ms: i64::try_from(ledger.last_sync_ms()).unwrap_or(i64::MAX),
             datacenters: u32::try_from(ledger.books.datacenters.len()).unwrap_or(u32::MAX),
             connected_agents: u32::try_from(self.agents.connected()).unwrap_or(u32::MAX),
+            cluster_id: ledger.cluster_id().to_owned(),
         }))
     }
 }

@@ -37,10 +37,9 @@ impl ProfileService for Api {
             ))
             .into());
         }
-        ledger
-            .put(|ts| Change::profile(ts, profile.clone()))
-            .await
-            .map_err(ApiError::from)?;
+        let durable = ledger.put(|ts| Change::profile(ts, profile.clone()));
+        drop(ledger);
+        durable.wait().await.map_err(ApiError::from)?;
         tracing::info!(profile = %profile.name, resources = %profile.resources, "profile created");
         Ok(Response::new(profile_to_wire(&profile)))
     }
@@ -80,13 +79,12 @@ impl ProfileService for Api {
         let name = req.into_inner().name;
         let mut ledger = self.ledger.lock().await;
         existing(&ledger.books, &name)?;
-        ledger
-            .put(|ts| Change::Profile {
-                key: name.clone(),
-                register: Lww::tombstone(ts),
-            })
-            .await
-            .map_err(ApiError::from)?;
+        let durable = ledger.put(|ts| Change::Profile {
+            key: name.clone(),
+            register: Lww::tombstone(ts),
+        });
+        drop(ledger);
+        durable.wait().await.map_err(ApiError::from)?;
         tracing::info!(profile = %name, "profile deleted");
         Ok(Response::new(v1::DeleteProfileResponse {}))
     }

@@ -4,7 +4,6 @@ use theia::api::v1::tenant_service_server::TenantService;
 use theia::api::{tenant_from_wire, tenant_to_wire, v1};
 use theia::crdt::Lww;
 use theia::model::{FieldError, Tenant, validate_name};
-use theia::scheduler::tenant_usage;
 use theia::state::{Books, Change};
 use tonic::{Request, Response, Status};
 
@@ -12,8 +11,8 @@ use super::Api;
 use crate::error::{ApiError, required};
 
 fn wire(books: &Books, t: &Tenant) -> v1::Tenant {
-    let (usage, claims) = tenant_usage(books.claims.values(), &t.name);
-    tenant_to_wire(t, &usage, claims)
+    let usage = books.index().tenant(&t.name);
+    tenant_to_wire(t, &usage.held, usage.claims)
 }
 
 fn existing<'a>(books: &'a Books, name: &str) -> Result<&'a Tenant, ApiError> {
@@ -41,12 +40,12 @@ impl TenantService for Api {
             ))
             .into());
         }
-        ledger
-            .put(|ts| Change::tenant(ts, tenant.clone()))
-            .await
-            .map_err(ApiError::from)?;
+        let durable = ledger.put(|ts| Change::tenant(ts, tenant.clone()));
+        let answer = wire(&ledger.books, &tenant);
+        drop(ledger);
+        durable.wait().await.map_err(ApiError::from)?;
         tracing::info!(tenant = %tenant.name, "tenant created");
-        Ok(Response::new(wire(&ledger.books, &tenant)))
+        Ok(Response::new(answer))
     }
 
     async fn get_tenant(
@@ -113,12 +112,12 @@ impl TenantService for Api {
                 }
             }
         }
-        ledger
-            .put(|ts| Change::tenant(ts, tenant.clone()))
-            .await
-            .map_err(ApiError::from)?;
+        let durable = ledger.put(|ts| Change::tenant(ts, tenant.clone()));
+        let answer = wire(&ledger.books, &tenant);
+        drop(ledger);
+        durable.wait().await.map_err(ApiError::from)?;
         tracing::info!(tenant = %tenant.name, fields = ?paths, "tenant updated");
-        Ok(Response::new(wire(&ledger.books, &tenant)))
+        Ok(Response::new(answer))
     }
 
     async fn delete_tenant(
@@ -128,20 +127,19 @@ impl TenantService for Api {
         let name = req.into_inner().name;
         let mut ledger = self.ledger.lock().await;
         existing(&ledger.books, &name)?;
-        let (_, claims) = tenant_usage(ledger.books.claims.values(), &name);
+        let claims = ledger.books.index().tenant(&name).claims;
         if claims > 0 {
             return Err(ApiError::FailedPrecondition(format!(
                 "tenant {name:?} holds {claims} claim(s); release them before deleting the tenant"
             ))
             .into());
         }
-        ledger
-            .put(|ts| Change::Tenant {
-                key: name.clone(),
-                register: Lww::tombstone(ts),
-            })
-            .await
-            .map_err(ApiError::from)?;
+        let durable = ledger.put(|ts| Change::Tenant {
+            key: name.clone(),
+            register: Lww::tombstone(ts),
+        });
+        drop(ledger);
+        durable.wait().await.map_err(ApiError::from)?;
         tracing::info!(tenant = %name, "tenant deleted");
         Ok(Response::new(v1::DeleteTenantResponse {}))
     }

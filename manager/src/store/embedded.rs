@@ -10,6 +10,9 @@ use super::StoreError;
 
 /// `kind/key` → JSON of the register.
 const REGISTERS: TableDefinition<&str, &[u8]> = TableDefinition::new("registers");
+/// Facts about the store itself, such as the cluster id.
+const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+const CLUSTER_ID: &str = "cluster_id";
 
 fn db_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Database(e.to_string())
@@ -19,6 +22,7 @@ fn db_err(e: impl std::fmt::Display) -> StoreError {
 pub struct EmbeddedStore {
     db: Database,
     path: PathBuf,
+    cluster_id: String,
 }
 
 impl EmbeddedStore {
@@ -34,11 +38,36 @@ impl EmbeddedStore {
             path: data_dir.display().to_string(),
             message: e.to_string(),
         })?;
-        // Make sure the table exists so that reads of a fresh store succeed.
+        // Make sure the tables exist so that reads of a fresh store succeed,
+        // and give a new store its cluster id, once.
         let tx = db.begin_write().map_err(db_err)?;
         tx.open_table(REGISTERS).map_err(db_err)?;
+        let cluster_id = {
+            let mut meta = tx.open_table(META).map_err(db_err)?;
+            let existing = meta
+                .get(CLUSTER_ID)
+                .map_err(db_err)?
+                .map(|v| v.value().to_owned());
+            match existing {
+                Some(id) => id,
+                None => {
+                    let id = super::new_cluster_id();
+                    meta.insert(CLUSTER_ID, id.as_str()).map_err(db_err)?;
+                    id
+                }
+            }
+        };
         tx.commit().map_err(db_err)?;
-        Ok(Self { db, path })
+        Ok(Self {
+            db,
+            path,
+            cluster_id,
+        })
+    }
+
+    /// The cluster id this store was given when it was created.
+    pub fn cluster_id(&self) -> &str {
+        &self.cluster_id
     }
 
     /// The database file.
@@ -63,9 +92,9 @@ impl EmbeddedStore {
         Ok(out)
     }
 
-    /// Writes changes in one durable transaction.
-    pub fn write(&self, changes: &[Change]) -> Result<(), StoreError> {
-        if changes.is_empty() {
+    /// Writes changes and deletes keys in one durable transaction.
+    pub fn write(&self, changes: &[Change], deletes: &[String]) -> Result<(), StoreError> {
+        if changes.is_empty() && deletes.is_empty() {
             return Ok(());
         }
         let tx = self.db.begin_write().map_err(db_err)?;
@@ -76,6 +105,9 @@ impl EmbeddedStore {
                 table
                     .insert(change.storage_key().as_str(), bytes.as_slice())
                     .map_err(db_err)?;
+            }
+            for key in deletes {
+                table.remove(key.as_str()).map_err(db_err)?;
             }
         }
         tx.commit().map_err(db_err)
@@ -107,10 +139,26 @@ mod tests {
         {
             let store = EmbeddedStore::open(dir.path()).unwrap();
             assert!(store.load().unwrap().is_empty());
-            store.write(std::slice::from_ref(&change)).unwrap();
+            store.write(std::slice::from_ref(&change), &[]).unwrap();
         }
         let store = EmbeddedStore::open(dir.path()).unwrap();
-        assert_eq!(store.load().unwrap(), vec![change]);
+        assert_eq!(store.load().unwrap(), vec![change.clone()]);
+        let id = store.cluster_id().to_owned();
+        assert!(id.starts_with("k-") && id.len() == 18, "{id}");
+        store.write(&[], &[change.storage_key()]).unwrap();
+        drop(store);
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        assert!(
+            store.load().unwrap().is_empty(),
+            "a deleted key stays deleted"
+        );
+        assert_eq!(store.cluster_id(), id, "the cluster id is made once");
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(
+            EmbeddedStore::open(other.path()).unwrap().cluster_id(),
+            id,
+            "another store is another cluster"
+        );
     }
 
     #[test]

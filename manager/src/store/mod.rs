@@ -31,6 +31,11 @@ pub enum StoreError {
     },
 }
 
+/// A new random cluster id, `k-` and 16 hex digits.
+pub fn new_cluster_id() -> String {
+    format!("k-{:016x}", rand::random::<u64>())
+}
+
 /// A store backend.
 pub enum Store {
     /// One manager, data on local disk.
@@ -45,10 +50,18 @@ impl Store {
         }
     }
 
-    /// Writes changes durably: when this returns `Ok`, they survive a crash.
-    pub fn write(&self, changes: &[Change]) -> Result<(), StoreError> {
+    /// Writes changes and deletes keys, all or nothing, durably: when this
+    /// returns `Ok`, they survive a crash.
+    pub fn write(&self, changes: &[Change], deletes: &[String]) -> Result<(), StoreError> {
         match self {
-            Self::Embedded(s) => s.write(changes),
+            Self::Embedded(s) => s.write(changes, deletes),
+        }
+    }
+
+    /// The cluster id held by the store, made when it was created.
+    pub fn cluster_id(&self) -> &str {
+        match self {
+            Self::Embedded(s) => s.cluster_id(),
         }
     }
 

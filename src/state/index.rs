@@ -1,0 +1,315 @@
+//! Indices over the claims, kept up to date on every merge so that no
+//! decision scans every claim ever made: request ids per tenant, what each
+//! tenant holds, and theia's placements per datacenter.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::model::{Claim, ClaimState, Resources};
+use crate::scheduler::DatacenterUsage;
+
+/// What one tenant's live claims hold together.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantUsage {
+    /// The sum of every live claim's resources.
+    pub held: Resources,
+    /// How many live claims there are.
+    pub claims: u32,
+}
+
+/// The indices of [`Books`](super::Books); derived from the claims alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClaimIndex {
+    /// `(tenant, request id)` → claim ids, for every kept claim, released
+    /// ones included: a retry after a release finds the released claim.
+    /// A set, because two managers racing (or books from before request ids
+    /// were unique) can leave two claims under one request id.
+    requests: BTreeMap<(String, String), BTreeSet<String>>,
+    tenants: BTreeMap<String, TenantUsage>,
+    datacenters: BTreeMap<String, DatacenterUsage>,
+    /// Released claims by when they were released, oldest first: what
+    /// retention prunes.
+    released: BTreeSet<(u64, String)>,
+}
+
+impl ClaimIndex {
+    /// Accounts for one claim changing from `before` to `after` (either may
+    /// be absent: a new claim, a pruned one).
+    pub fn update(&mut self, before: Option<&Claim>, after: Option<&Claim>) {
+        if before == after {
+            return;
+        }
+        if let Some(c) = before {
+            self.remove(c);
+        }
+        if let Some(c) = after {
+            self.add(c);
+        }
+    }
+
+    fn add(&mut self, claim: &Claim) {
+        if !claim.spec.request_id.is_empty() {
+            self.requests
+                .entry(request_key(claim))
+                .or_default()
+                .insert(claim.id.clone());
+        }
+        if claim.state == ClaimState::Released {
+            self.released.insert((claim.updated_ms, claim.id.clone()));
+        }
+        if !claim.state.holds_capacity() {
+            return;
+        }
+        let t = self.tenants.entry(claim.spec.tenant.clone()).or_default();
+        t.held.add(&claim.spec.total());
+        t.claims += 1;
+        for p in &claim.placements {
+            let u = self.datacenters.entry(p.datacenter.clone()).or_default();
+            u.allocated.add(&p.resources);
+            if p.applied {
+                u.applied.add(&p.resources);
+            }
+            u.claims += 1;
+        }
+    }
+
+    fn remove(&mut self, claim: &Claim) {
+        if !claim.spec.request_id.is_empty() {
+            let key = request_key(claim);
+            if let Some(ids) = self.requests.get_mut(&key) {
+                ids.remove(&claim.id);
+                if ids.is_empty() {
+                    self.requests.remove(&key);
+                }
+            }
+        }
+        self.released.remove(&(claim.updated_ms, claim.id.clone()));
+        if !claim.state.holds_capacity() {
+            return;
+        }
+        if let Some(t) = self.tenants.get_mut(&claim.spec.tenant) {
+            t.held.subtract(&claim.spec.total());
+            t.claims = t.claims.saturating_sub(1);
+            if t.claims == 0 {
+                self.tenants.remove(&claim.spec.tenant);
+            }
+        }
+        for p in &claim.placements {
+            let Some(u) = self.datacenters.get_mut(&p.datacenter) else {
+                continue;
+            };
+            u.allocated.subtract(&p.resources);
+            if p.applied {
+                u.applied.subtract(&p.resources);
+            }
+            u.claims = u.claims.saturating_sub(1);
+            if u.claims == 0 {
+                self.datacenters.remove(&p.datacenter);
+            }
+        }
+    }
+
+    /// The claims made for `tenant` under `request_id`, released or not.
+    pub fn requests(&self, tenant: &str, request_id: &str) -> impl Iterator<Item = &str> {
+        self.requests
+            .get(&(tenant.to_owned(), request_id.to_owned()))
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+    }
+
+    /// What `tenant`'s live claims hold.
+    pub fn tenant(&self, tenant: &str) -> TenantUsage {
+        self.tenants.get(tenant).cloned().unwrap_or_default()
+    }
+
+    /// Claims released before `cutoff_ms` (Unix ms), oldest first.
+    pub fn released_before(&self, cutoff_ms: u64) -> impl Iterator<Item = &str> {
+        self.released
+            .iter()
+            .take_while(move |(ms, _)| *ms < cutoff_ms)
+            .map(|(_, id)| id.as_str())
+    }
+
+    /// theia's live placements in `dc`.
+    pub fn datacenter(&self, dc: &str) -> DatacenterUsage {
+        self.datacenters.get(dc).cloned().unwrap_or_default()
+    }
+}
+
+fn request_key(claim: &Claim) -> (String, String) {
+    (claim.spec.tenant.clone(), claim.spec.request_id.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::super::{Books, Change};
+    use crate::clock::Timestamp;
+    use crate::model::{ClaimSpec, Placement, ResourceClass, Selector, Strategy as Rank};
+    use crate::scheduler::{tenant_usage, usage_by_datacenter};
+
+    use super::*;
+
+    fn vcpu() -> ResourceClass {
+        ResourceClass::parse("compute.vcpu").unwrap()
+    }
+
+    /// A claim whose every field the index reads is drawn at random.
+    fn claim(id: u8, tenant: u8, request: u8, state: u8, dcs: &[(u8, u8, bool)]) -> Claim {
+        let mut unit = Resources::new();
+        unit.set(vcpu(), 1 + u64::from(id % 3));
+        let placements = dcs
+            .iter()
+            .map(|(dc, units, applied)| Placement {
+                datacenter: format!("dc{dc}"),
+                units: u32::from(*units),
+                resources: unit.times(u64::from(*units)),
+                applied: *applied,
+                apply_error: String::new(),
+            })
+            .collect::<Vec<_>>();
+        let count = placements.iter().map(|p| p.units).sum::<u32>().max(1);
+        Claim {
+            id: format!("c{id}"),
+            spec: ClaimSpec {
+                tenant: format!("t{tenant}"),
+                request_id: if request == 0 {
+                    String::new()
+                } else {
+                    format!("r{request}")
+                },
+                count,
+                profile: None,
+                unit,
+                selector: Selector::default(),
+                datacenters: vec![],
+                distinct_datacenters: false,
+                max_per_datacenter: 0,
+                strategy: Rank::Binpack,
+            },
+            state: [ClaimState::Placed, ClaimState::Active, ClaimState::Released]
+                [usize::from(state % 3)],
+            placements,
+            created_ms: 0,
+            updated_ms: u64::from(request) * 10 + u64::from(state),
+        }
+    }
+
+    /// A write of one claim at one stamp, or its pruning (`None`).
+    fn arb_write() -> impl Strategy<Value = (u64, Option<Claim>, u8)> {
+        (
+            0u64..8,
+            0u8..4,
+            0u8..2,
+            0u8..3,
+            0u8..3,
+            prop::collection::vec((0u8..3, 1u8..3, any::<bool>()), 0..3),
+            0u8..10,
+        )
+            .prop_map(|(ms, id, tenant, request, state, dcs, prune)| {
+                let c = claim(id, tenant, request, state, &dcs);
+                (ms, if prune == 0 { None } else { Some(c) }, id)
+            })
+    }
+
+    /// The oracle: every answer of the index, recomputed by scanning.
+    fn check(books: &Books) -> Result<(), TestCaseError> {
+        let claims: Vec<&Claim> = books.claims().values().collect();
+        let by_dc = usage_by_datacenter(claims.iter().copied());
+        for dc in ["dc0", "dc1", "dc2"] {
+            let want = by_dc.get(dc).cloned().unwrap_or_default();
+            let got = books.index().datacenter(dc);
+            prop_assert_eq!(
+                got.allocated.get(&vcpu()),
+                want.allocated.get(&vcpu()),
+                "allocated in {}",
+                dc
+            );
+            prop_assert_eq!(
+                got.applied.get(&vcpu()),
+                want.applied.get(&vcpu()),
+                "applied in {}",
+                dc
+            );
+            prop_assert_eq!(got.claims, want.claims, "claims in {}", dc);
+        }
+        for cutoff in [0, 5, 12, 100] {
+            let mut want: Vec<(u64, &str)> = claims
+                .iter()
+                .filter(|c| c.state == ClaimState::Released && c.updated_ms < cutoff)
+                .map(|c| (c.updated_ms, c.id.as_str()))
+                .collect();
+            want.sort_unstable();
+            let want: Vec<&str> = want.into_iter().map(|(_, id)| id).collect();
+            let got: Vec<&str> = books.index().released_before(cutoff).collect();
+            prop_assert_eq!(got, want, "released before {}", cutoff);
+        }
+        for t in ["t0", "t1"] {
+            let (held, n) = tenant_usage(claims.iter().copied(), t);
+            let got = books.index().tenant(t);
+            prop_assert_eq!(got.held.get(&vcpu()), held.get(&vcpu()), "held by {}", t);
+            prop_assert_eq!(got.claims, n, "claims of {}", t);
+            for r in ["r1", "r2"] {
+                let mut want: Vec<&str> = claims
+                    .iter()
+                    .filter(|c| c.spec.tenant == t && c.spec.request_id == r)
+                    .map(|c| c.id.as_str())
+                    .collect();
+                want.sort_unstable();
+                let got: Vec<&str> = books.index().requests(t, r).collect();
+                prop_assert_eq!(got, want, "request {} of {}", r, t);
+            }
+        }
+        Ok(())
+    }
+
+    proptest! {
+        /// After any merges, restores and prunings, in any order, the index
+        /// says what a scan of every claim says.
+        #[test]
+        fn the_index_agrees_with_a_scan(writes in prop::collection::vec(arb_write(), 1..40)) {
+            let mut books = Books::default();
+            for (ms, write, id) in writes {
+                let ts = Timestamp { ms, counter: 0, node: "m".into() };
+                match write {
+                    Some(c) => {
+                        let change = Change::claim(ts, c);
+                        let prior = books.current(&change);
+                        books.apply(&change);
+                        check(&books)?;
+                        // Undo it half the time, as the writer does on a store error.
+                        if ms % 2 == 0 {
+                            books.restore(&change, prior);
+                        }
+                    }
+                    None => {
+                        let gone = Change::Claim { key: format!("c{id}"), register: crate::crdt::Lww::tombstone(ts) };
+                        books.restore(&gone, None);
+                    }
+                }
+                check(&books)?;
+            }
+        }
+    }
+
+    #[test]
+    fn a_change_undone_leaves_the_books_as_they_were() {
+        let mut books = Books::default();
+        let ts = |ms| Timestamp {
+            ms,
+            counter: 0,
+            node: "m".into(),
+        };
+        let first = Change::claim(ts(1), claim(1, 0, 1, 0, &[(0, 2, true)]));
+        books.apply(&first);
+        let before = books.clone();
+        let second = Change::claim(ts(2), claim(1, 0, 1, 2, &[(0, 2, true)]));
+        let prior = books.current(&second);
+        books.apply(&second);
+        assert_eq!(books.index().datacenter("dc0").claims, 0, "released");
+        books.restore(&second, prior);
+        assert_eq!(books, before);
+        assert_eq!(books.index().datacenter("dc0").claims, 1);
+    }
+}
