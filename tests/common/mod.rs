@@ -231,6 +231,26 @@ impl Clients {
             .map(|r| r.into_inner())
     }
 
+    /// Waits until datacenter `id` has `liveness`; fails the test after [`PATIENCE`].
+    pub async fn wait_liveness(&self, id: &str, liveness: v1::Liveness) -> v1::Datacenter {
+        let what = format!("{id} is {}", liveness.as_str_name());
+        eventually(&what, || {
+            let mut api = self.clone();
+            async move { api.dc(id).await.filter(|d| d.liveness == liveness as i32) }
+        })
+        .await
+    }
+
+    /// The id of the cluster this manager belongs to.
+    pub async fn cluster_id(&mut self) -> String {
+        self.cluster
+            .get_cluster_status(v1::GetClusterStatusRequest {})
+            .await
+            .expect("cluster status")
+            .into_inner()
+            .cluster_id
+    }
+
     /// Creates a claim.
     pub async fn create_claim(&mut self, spec: v1::ClaimSpec) -> Result<v1::Claim, tonic::Status> {
         let req = v1::CreateClaimRequest { spec: Some(spec) };

@@ -19,16 +19,7 @@ async fn a_silent_agent_makes_its_dc_down_and_its_claims_at_risk_until_it_return
 
     let state_dir = w.eu.state_dir.clone();
     w.eu.stop().await;
-    let api = w.api.clone();
-    eventually("dc-eu is down", || {
-        let mut api = api.clone();
-        async move {
-            api.dc("dc-eu")
-                .await
-                .filter(|d| d.liveness == v1::Liveness::Down as i32)
-        }
-    })
-    .await;
+    w.api.wait_liveness("dc-eu", v1::Liveness::Down).await;
     let c = w.api.claim(&claim.id).await;
     assert!(c.at_risk, "a claim on a down datacenter is flagged at risk");
     assert_eq!(c.at_risk_datacenters, vec!["dc-eu".to_owned()]);
@@ -48,15 +39,7 @@ async fn a_silent_agent_makes_its_dc_down_and_its_claims_at_risk_until_it_return
         "compute.vcpu=16,compute.memory=64Gi",
         state_dir,
     );
-    eventually("dc-eu is alive", || {
-        let mut api = api.clone();
-        async move {
-            api.dc("dc-eu")
-                .await
-                .filter(|d| d.liveness == v1::Liveness::Alive as i32)
-        }
-    })
-    .await;
+    w.api.wait_liveness("dc-eu", v1::Liveness::Alive).await;
     assert!(!w.api.claim(&claim.id).await.at_risk);
     // It may have stopped before it applied the claim: either way it holds
     // it once it has converged to the desired set.

@@ -29,20 +29,8 @@ async fn an_agent_keeps_its_assignments_when_pointed_at_a_manager_of_another_clu
     let stranger_dir = tempfile::tempdir().unwrap();
     let stranger = TestManager::start(stranger_dir.path()).await;
     let mut strange = Clients::new(stranger.channel().await);
-    let ours = Clients::new(w.manager.channel().await)
-        .cluster
-        .get_cluster_status(v1::GetClusterStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .cluster_id;
-    let theirs = strange
-        .cluster
-        .get_cluster_status(v1::GetClusterStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .cluster_id;
+    let ours = w.api.cluster_id().await;
+    let theirs = strange.cluster_id().await;
     assert!(!ours.is_empty() && ours != theirs, "{ours} vs {theirs}");
 
     let agent = TestAgent::start(
@@ -87,16 +75,7 @@ async fn an_agent_keeps_its_assignments_when_pointed_at_a_manager_of_another_clu
         "compute.vcpu=16,compute.memory=64Gi",
         eu_dir,
     );
-    let api = w.api.clone();
-    eventually("dc-eu is alive again at its own manager", || {
-        let mut api = api.clone();
-        async move {
-            api.dc("dc-eu")
-                .await
-                .filter(|d| d.liveness == v1::Liveness::Alive as i32)
-        }
-    })
-    .await;
+    w.api.wait_liveness("dc-eu", v1::Liveness::Alive).await;
     assert_eq!(agent.held(), held);
     let c = w.api.claim(&claim.id).await;
     assert!(!c.at_risk, "{c:?}");
