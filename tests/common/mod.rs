@@ -241,6 +241,21 @@ impl Clients {
         .await
     }
 
+    /// Every claim, once none is still waiting for its agents to confirm:
+    /// a snapshot that no agent result changes afterwards.
+    pub async fn settled_claims(&self) -> Vec<v1::Claim> {
+        eventually("every live claim is active", || {
+            let mut api = self.clone();
+            async move {
+                let all = api.all_claims().await;
+                all.iter()
+                    .all(|c| c.state != v1::ClaimState::Placed as i32)
+                    .then_some(all)
+            }
+        })
+        .await
+    }
+
     /// The id of the cluster this manager belongs to.
     pub async fn cluster_id(&mut self) -> String {
         self.cluster
@@ -282,6 +297,24 @@ impl Clients {
             .into_inner()
             .claims
     }
+}
+
+/// What must survive a restart unchanged, per claim: id, state and
+/// placements (datacenter, units, applied), in id order.
+pub type ClaimsSnapshot = Vec<(String, i32, Vec<(String, u32, bool)>)>;
+
+/// The [`ClaimsSnapshot`] of `claims`.
+pub fn claims_snapshot(claims: &[v1::Claim]) -> ClaimsSnapshot {
+    let mut out: ClaimsSnapshot = claims
+        .iter()
+        .map(|c| {
+            let placed = c.placements.iter();
+            let placed = placed.map(|p| (p.datacenter.clone(), p.units, p.applied));
+            (c.id.clone(), c.state, placed.collect())
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// `k=v` pairs as a wire map.

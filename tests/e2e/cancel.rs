@@ -24,27 +24,6 @@ impl Rng {
     }
 }
 
-/// `(id, state, placements)`: what must survive a restart unchanged.
-type Snapshot = Vec<(String, i32, Vec<(String, u32, bool)>)>;
-
-fn snapshot(claims: &[v1::Claim]) -> Snapshot {
-    let mut out: Snapshot = claims
-        .iter()
-        .map(|c| {
-            (
-                c.id.clone(),
-                c.state,
-                c.placements
-                    .iter()
-                    .map(|p| (p.datacenter.clone(), p.units, p.applied))
-                    .collect(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
-}
-
 /// Live units per datacenter; each unit of `tiny` holds one vCPU.
 fn units_per_dc(claims: &[v1::Claim]) -> BTreeMap<String, u32> {
     let mut out = BTreeMap::new();
@@ -141,17 +120,7 @@ async fn calls_cancelled_at_random_moments_leave_memory_and_store_in_agreement()
     // Let the agents confirm what was placed, so that nothing changes while
     // the snapshot is taken. A cancelled create may still have been placed:
     // the writer commits it whether or not its caller waits.
-    let api = w.api.clone();
-    let before = eventually("every live claim is active", || {
-        let mut api = api.clone();
-        async move {
-            let all = api.all_claims().await;
-            all.iter()
-                .all(|c| c.state != v1::ClaimState::Placed as i32)
-                .then_some(all)
-        }
-    })
-    .await;
+    let before = w.api.settled_claims().await;
     let units = units_per_dc(&before);
     assert!(units.get("dc-eu").copied().unwrap_or(0) <= 16, "{units:?}");
     assert!(units.get("dc-us").copied().unwrap_or(0) <= 32, "{units:?}");
@@ -161,8 +130,8 @@ async fn calls_cancelled_at_random_moments_leave_memory_and_store_in_agreement()
     let mut api = Clients::new(manager.channel().await);
     let after = api.all_claims().await;
     assert_eq!(
-        snapshot(&after),
-        snapshot(&before),
+        claims_snapshot(&after),
+        claims_snapshot(&before),
         "the restart shows exactly what memory showed"
     );
     assert_eq!(units_per_dc(&after), units);

@@ -20,40 +20,15 @@ async fn a_killed_manager_restarts_with_every_claim() {
         .await
         .unwrap();
     // Let the agents confirm, so the snapshot no longer changes under us.
-    let api = w.api.clone();
-    let before = eventually("the live claims are active", || {
-        let mut api = api.clone();
-        async move {
-            let all = api.all_claims().await;
-            all.iter()
-                .all(|c| c.state != v1::ClaimState::Placed as i32)
-                .then_some(all)
-        }
-    })
-    .await;
+    let before = w.api.settled_claims().await;
 
     w.manager.kill().await;
     let manager = TestManager::start(&w.dir.path().join("manager")).await;
     let mut api = Clients::new(manager.channel().await);
     let after = api.all_claims().await;
-    type Placed = Vec<(String, u32, bool)>;
-    let key = |cs: &[v1::Claim]| -> Vec<(String, i32, Placed)> {
-        cs.iter()
-            .map(|c| {
-                (
-                    c.id.clone(),
-                    c.state,
-                    c.placements
-                        .iter()
-                        .map(|p| (p.datacenter.clone(), p.units, p.applied))
-                        .collect(),
-                )
-            })
-            .collect()
-    };
     assert_eq!(
-        key(&after),
-        key(&before),
+        claims_snapshot(&after),
+        claims_snapshot(&before),
         "every claim survives, with its state and placement"
     );
     assert_eq!(
