@@ -1,9 +1,13 @@
 //! The books: every durable object, one last-writer-wins map per kind, and
 //! the changes (single registers) that stores persist and replicas exchange.
 
+mod claim;
 mod index;
 
+pub use claim::{Applied, AppliedFlags, ClaimEnd, assemble};
 pub use index::{ClaimIndex, TenantUsage};
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -36,12 +40,30 @@ pub enum Change {
         /// Its register.
         register: Lww<Profile>,
     },
-    /// A claim under its id.
+    /// A claim's record (what was asked, where it was placed) under its id.
     Claim {
         /// The id.
         key: String,
         /// Its register.
         register: Lww<Claim>,
+    },
+    /// How a claim ended, under its id.
+    #[serde(rename = "claim_end")]
+    End {
+        /// The claim's id.
+        key: String,
+        /// Its register.
+        register: Lww<ClaimEnd>,
+    },
+    /// What one datacenter's agent said of its part of a claim.
+    #[serde(rename = "claim_applied")]
+    Applied {
+        /// The claim's id.
+        claim: String,
+        /// The datacenter.
+        datacenter: String,
+        /// Its register.
+        register: Lww<Applied>,
     },
 }
 
@@ -70,7 +92,7 @@ impl Change {
         }
     }
 
-    /// `claim` as written at `ts`, under its id.
+    /// `claim`'s record as written at `ts`, under its id.
     pub fn claim(ts: Timestamp, claim: Claim) -> Self {
         Self::Claim {
             key: claim.id.clone(),
@@ -78,13 +100,20 @@ impl Change {
         }
     }
 
-    /// Which map, and the key in it.
-    pub fn kind_and_key(&self) -> (Kind, &str) {
-        match self {
-            Self::Datacenter { key, .. } => (Kind::Datacenter, key),
-            Self::Tenant { key, .. } => (Kind::Tenant, key),
-            Self::Profile { key, .. } => (Kind::Profile, key),
-            Self::Claim { key, .. } => (Kind::Claim, key),
+    /// The end of claim `id`, written at `ts`.
+    pub fn end(id: &str, ts: Timestamp, end: ClaimEnd) -> Self {
+        Self::End {
+            key: id.to_owned(),
+            register: Lww::new(ts, end),
+        }
+    }
+
+    /// `datacenter`'s word on its part of claim `id`, written at `ts`.
+    pub fn applied(id: &str, datacenter: &str, ts: Timestamp, applied: Applied) -> Self {
+        Self::Applied {
+            claim: id.to_owned(),
+            datacenter: datacenter.to_owned(),
+            register: Lww::new(ts, applied),
         }
     }
 
@@ -95,37 +124,31 @@ impl Change {
             Self::Tenant { register, .. } => register.timestamp(),
             Self::Profile { register, .. } => register.timestamp(),
             Self::Claim { register, .. } => register.timestamp(),
+            Self::End { register, .. } => register.timestamp(),
+            Self::Applied { register, .. } => register.timestamp(),
+        }
+    }
+
+    /// The claim this change is part of, if it is part of one.
+    pub fn claim_id(&self) -> Option<&str> {
+        match self {
+            Self::Claim { key, .. } | Self::End { key, .. } => Some(key),
+            Self::Applied { claim, .. } => Some(claim),
+            _ => None,
         }
     }
 
     /// `kind/key`: unique across all maps, used as the storage key.
     pub fn storage_key(&self) -> String {
-        let (kind, key) = self.kind_and_key();
-        format!("{}/{key}", kind.as_str())
-    }
-}
-
-/// The maps of the books.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Datacenters.
-    Datacenter,
-    /// Tenants.
-    Tenant,
-    /// Profiles.
-    Profile,
-    /// Claims.
-    Claim,
-}
-
-impl Kind {
-    /// The name used in storage keys.
-    pub fn as_str(self) -> &'static str {
         match self {
-            Self::Datacenter => "datacenter",
-            Self::Tenant => "tenant",
-            Self::Profile => "profile",
-            Self::Claim => "claim",
+            Self::Datacenter { key, .. } => format!("datacenter/{key}"),
+            Self::Tenant { key, .. } => format!("tenant/{key}"),
+            Self::Profile { key, .. } => format!("profile/{key}"),
+            Self::Claim { key, .. } => format!("claim/{key}"),
+            Self::End { key, .. } => format!("claim_end/{key}"),
+            Self::Applied {
+                claim, datacenter, ..
+            } => format!("claim_applied/{claim}/{datacenter}"),
         }
     }
 }
@@ -139,10 +162,18 @@ pub struct Books {
     pub tenants: LwwMap<String, Tenant>,
     /// Profiles by name.
     pub profiles: LwwMap<String, Profile>,
-    /// Claims by id.
-    claims: LwwMap<String, Claim>,
+    records: LwwMap<String, Claim>,
+    ends: LwwMap<String, ClaimEnd>,
+    applied: AppliedFlags,
+    /// Derived: each claim as assembled from its registers.
+    claims: BTreeMap<String, Claim>,
     /// Derived from `claims`, kept up to date by every merge.
     index: ClaimIndex,
+}
+
+/// Merges `register` into `map` under `key`.
+fn merge_into<V: Clone>(map: &mut LwwMap<String, V>, key: &str, register: &Lww<V>) {
+    map.merge(&LwwMap::single(key.to_owned(), register.clone()));
 }
 
 impl Books {
@@ -150,64 +181,54 @@ impl Books {
     pub fn apply(&mut self, change: &Change) {
         match change {
             Change::Datacenter { key, register } => {
-                self.datacenters
-                    .merge(&LwwMap::single(key.clone(), register.clone()));
+                merge_into(&mut self.datacenters, key, register)
             }
-            Change::Tenant { key, register } => {
-                self.tenants
-                    .merge(&LwwMap::single(key.clone(), register.clone()));
-            }
-            Change::Profile { key, register } => {
-                self.profiles
-                    .merge(&LwwMap::single(key.clone(), register.clone()));
-            }
-            Change::Claim { key, register } => {
-                let before = self.claims.get(key).cloned();
-                self.claims
-                    .merge(&LwwMap::single(key.clone(), register.clone()));
-                self.index.update(before.as_ref(), self.claims.get(key));
-            }
+            Change::Tenant { key, register } => merge_into(&mut self.tenants, key, register),
+            Change::Profile { key, register } => merge_into(&mut self.profiles, key, register),
+            Change::Claim { key, register } => merge_into(&mut self.records, key, register),
+            Change::End { key, register } => merge_into(&mut self.ends, key, register),
+            Change::Applied {
+                claim,
+                datacenter,
+                register,
+            } => merge_into(
+                self.applied.entry(claim.clone()).or_default(),
+                datacenter,
+                register,
+            ),
+        }
+        if let Some(id) = change.claim_id() {
+            self.refresh(id);
         }
     }
 
-    /// Every claim, live or released, by id.
-    pub fn claims(&self) -> &LwwMap<String, Claim> {
+    /// Assembles claim `id` anew from its registers and updates the index.
+    fn refresh(&mut self, id: &str) {
+        let before = self.claims.remove(id);
+        let after = self
+            .records
+            .get(&id.to_owned())
+            .map(|r| assemble(r, self.ends.get(&id.to_owned()), self.applied.get(id)));
+        self.index.update(before.as_ref(), after.as_ref());
+        if let Some(claim) = after {
+            self.claims.insert(id.to_owned(), claim);
+        }
+    }
+
+    /// Every claim, live or released, by id, as assembled from its registers.
+    pub fn claims(&self) -> &BTreeMap<String, Claim> {
         &self.claims
+    }
+
+    /// Whether any register, live or deleted, uses claim id `id`.
+    pub fn claim_id_taken(&self, id: &str) -> bool {
+        let id = id.to_owned();
+        self.records.register(&id).is_some() || self.ends.register(&id).is_some()
     }
 
     /// The indices over the claims.
     pub fn index(&self) -> &ClaimIndex {
         &self.index
-    }
-
-    /// Puts back what the key of `change` held before (`prior`, as
-    /// [`Books::current`] gave it), or forgets the key when `prior` is none:
-    /// for the one writer undoing a change its store refused, and for pruning
-    /// claims past their retention. Not a merge: it goes back in time.
-    pub fn restore(&mut self, change: &Change, prior: Option<Change>) {
-        let (kind, key) = change.kind_and_key();
-        match (kind, prior) {
-            (_, Some(Change::Datacenter { key, register })) => {
-                self.datacenters.restore(key, Some(register));
-            }
-            (_, Some(Change::Tenant { key, register })) => {
-                self.tenants.restore(key, Some(register));
-            }
-            (_, Some(Change::Profile { key, register })) => {
-                self.profiles.restore(key, Some(register));
-            }
-            (_, Some(Change::Claim { key, register })) => self.restore_claim(key, Some(register)),
-            (Kind::Datacenter, None) => self.datacenters.restore(key.to_owned(), None),
-            (Kind::Tenant, None) => self.tenants.restore(key.to_owned(), None),
-            (Kind::Profile, None) => self.profiles.restore(key.to_owned(), None),
-            (Kind::Claim, None) => self.restore_claim(key.to_owned(), None),
-        }
-    }
-
-    fn restore_claim(&mut self, key: String, register: Option<Lww<Claim>>) {
-        let before = self.claims.get(&key).cloned();
-        self.claims.restore(key.clone(), register);
-        self.index.update(before.as_ref(), self.claims.get(&key));
     }
 
     /// The current register behind a change's key, as a change: what a store
@@ -228,9 +249,99 @@ impl Books {
             },
             Change::Claim { key, .. } => Change::Claim {
                 key: key.clone(),
-                register: self.claims.register(key)?.clone(),
+                register: self.records.register(key)?.clone(),
+            },
+            Change::End { key, .. } => Change::End {
+                key: key.clone(),
+                register: self.ends.register(key)?.clone(),
+            },
+            Change::Applied {
+                claim, datacenter, ..
+            } => Change::Applied {
+                claim: claim.clone(),
+                datacenter: datacenter.clone(),
+                register: self.applied.get(claim)?.register(datacenter)?.clone(),
             },
         })
+    }
+
+    /// Puts back what the key of `change` held before (`prior`, as
+    /// [`Books::current`] gave it), or forgets the key when `prior` is none:
+    /// for the one writer undoing a change its store refused. Not a merge:
+    /// it goes back in time.
+    pub fn restore(&mut self, change: &Change, prior: Option<Change>) {
+        self.forget(change);
+        if let Some(prior) = prior.filter(|p| p.storage_key() == change.storage_key()) {
+            self.put(prior);
+        }
+        if let Some(id) = change.claim_id() {
+            self.refresh(id);
+        }
+    }
+
+    /// Removes the register under `change`'s key, whatever it holds.
+    fn forget(&mut self, change: &Change) {
+        match change {
+            Change::Datacenter { key, .. } => self.datacenters.restore(key.clone(), None),
+            Change::Tenant { key, .. } => self.tenants.restore(key.clone(), None),
+            Change::Profile { key, .. } => self.profiles.restore(key.clone(), None),
+            Change::Claim { key, .. } => self.records.restore(key.clone(), None),
+            Change::End { key, .. } => self.ends.restore(key.clone(), None),
+            Change::Applied {
+                claim, datacenter, ..
+            } => {
+                if let Some(flags) = self.applied.get_mut(claim) {
+                    flags.restore(datacenter.clone(), None);
+                    if flags.registers().next().is_none() {
+                        self.applied.remove(claim);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sets the register of `change` under its key, whatever was there.
+    fn put(&mut self, change: Change) {
+        match change {
+            Change::Datacenter { key, register } => self.datacenters.restore(key, Some(register)),
+            Change::Tenant { key, register } => self.tenants.restore(key, Some(register)),
+            Change::Profile { key, register } => self.profiles.restore(key, Some(register)),
+            Change::Claim { key, register } => self.records.restore(key, Some(register)),
+            Change::End { key, register } => self.ends.restore(key, Some(register)),
+            Change::Applied {
+                claim,
+                datacenter,
+                register,
+            } => self
+                .applied
+                .entry(claim)
+                .or_default()
+                .restore(datacenter, Some(register)),
+        }
+    }
+
+    /// Forgets claim `id` for good, every register of it (past its
+    /// retention); returns the storage keys that held them.
+    pub fn prune_claim(&mut self, id: &str) -> Vec<String> {
+        let mut keys = Vec::new();
+        let key = id.to_owned();
+        if self.records.register(&key).is_some() {
+            keys.push(format!("claim/{id}"));
+            self.records.restore(key.clone(), None);
+        }
+        if self.ends.register(&key).is_some() {
+            keys.push(format!("claim_end/{id}"));
+            self.ends.restore(key.clone(), None);
+        }
+        if let Some(flags) = self.applied.remove(id) {
+            keys.extend(
+                flags
+                    .registers()
+                    .map(|(dc, _)| format!("claim_applied/{id}/{dc}")),
+            );
+        }
+        self.refresh(id);
+        keys
     }
 }
 

@@ -131,18 +131,10 @@ impl Ledger {
 
     /// Forgets claims for good (past their retention), in memory and store.
     pub fn prune(&mut self, claims: &[String]) -> Durable {
-        let mut deletes = Vec::with_capacity(claims.len());
-        for id in claims {
-            let Some(register) = self.books.claims().register(id).cloned() else {
-                continue;
-            };
-            let change = Change::Claim {
-                key: id.clone(),
-                register,
-            };
-            deletes.push(change.storage_key());
-            self.books.restore(&change, None);
-        }
+        let deletes = claims
+            .iter()
+            .flat_map(|id| self.books.prune_claim(id))
+            .collect();
         self.submit(Job {
             deletes,
             ..Job::default()

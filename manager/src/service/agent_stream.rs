@@ -14,7 +14,7 @@ use theia::api::v1::agent_service_server::AgentService;
 use theia::api::v1::manager_message::Body as Out;
 use theia::model::{ClaimState, FieldError};
 use theia::model::{Datacenter, Inventory, ResourceClass, validate_labels, validate_name};
-use theia::state::Change;
+use theia::state::{Applied, Change};
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -120,13 +120,13 @@ impl Api {
             return Ok(());
         }
         let mut ledger = self.ledger.lock().await;
-        let Some(mut claim) = ledger.books.claims().get(&result.claim_id).cloned() else {
+        let Some(claim) = ledger.books.claims().get(&result.claim_id) else {
             return Ok(());
         };
         if !claim.state.holds_capacity() {
             return Ok(());
         }
-        let Some(p) = claim.placements.iter_mut().find(|p| p.datacenter == dc_id) else {
+        let Some(p) = claim.placed_in(dc_id) else {
             return Ok(());
         };
         let error = if result.ok {
@@ -142,20 +142,23 @@ impl Api {
         } else {
             tracing::warn!(datacenter = dc_id, claim = %claim.id, error = %error, "agent could not apply an assignment; the claim is at risk");
         }
-        p.applied = result.ok;
-        p.apply_error = error;
-        let all_applied = claim.placements.iter().all(|p| p.applied);
-        let state = if all_applied {
-            ClaimState::Active
-        } else {
-            ClaimState::Placed
+        // Only this datacenter's flag is written: the claim's state follows
+        // from the flags and its end, so no writer undoes another's part.
+        let id = claim.id.clone();
+        let flag = Applied {
+            applied: result.ok,
+            error,
+            at_ms: wall_ms(),
         };
-        if state != claim.state && state == ClaimState::Active {
-            tracing::info!(claim = %claim.id, "claim active: every agent applied it");
+        let durable = ledger.put(|ts| Change::applied(&id, dc_id, ts, flag));
+        if ledger
+            .books
+            .claims()
+            .get(&id)
+            .is_some_and(|c| c.state == ClaimState::Active)
+        {
+            tracing::info!(claim = %id, "claim active: every agent applied it");
         }
-        claim.state = state;
-        claim.updated_ms = wall_ms();
-        let durable = ledger.put(|ts| Change::claim(ts, claim));
         drop(ledger);
         durable.wait().await?;
         Ok(())

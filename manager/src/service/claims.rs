@@ -5,7 +5,7 @@ use theia::api::v1::manager_message::Body;
 use theia::api::{claim_spec_from_wire, placement_to_wire, v1};
 use theia::model::{Claim, ClaimSpec, ClaimState, FieldError, validate_name};
 use theia::scheduler::{Outcome, check_quota, schedule};
-use theia::state::{Books, Change};
+use theia::state::{Books, Change, ClaimEnd};
 use tonic::{Request, Response, Status};
 
 use super::Api;
@@ -74,7 +74,7 @@ fn not_fitting(outcome: &Outcome) -> ApiError {
 fn new_claim_id(books: &Books) -> String {
     loop {
         let id = format!("c-{:012x}", rand::random::<u64>() & 0xffff_ffff_ffff);
-        if books.claims().register(&id).is_none() {
+        if !books.claim_id_taken(&id) {
             return id;
         }
     }
@@ -216,15 +216,13 @@ impl ClaimService for Api {
     ) -> Result<Response<v1::Claim>, Status> {
         let id = req.into_inner().id;
         let mut ledger = self.ledger.lock().await;
-        let mut claim = existing(&ledger.books, &id)?.clone();
+        let claim = existing(&ledger.books, &id)?.clone();
         if claim.state == ClaimState::Released {
             let settled = ledger.settled();
             drop(ledger);
             settled.wait().await.map_err(ApiError::from)?;
             return Ok(Response::new(self.claim_to_wire(&claim)));
         }
-        claim.state = ClaimState::Released;
-        claim.updated_ms = wall_ms();
         let effects = claim
             .placements
             .iter()
@@ -240,12 +238,21 @@ impl ClaimService for Api {
                 )
             })
             .collect();
+        // Only the end is written: agents' flags are their own registers,
+        // so a late result can never bring the claim back.
         let ts = ledger.stamp();
-        let durable = ledger.commit(vec![Change::claim(ts, claim.clone())], effects);
+        let end = Change::end(&claim.id, ts, ClaimEnd::released(wall_ms()));
+        let durable = ledger.commit(vec![end], effects);
+        let released = ledger
+            .books
+            .claims()
+            .get(&claim.id)
+            .cloned()
+            .unwrap_or(claim);
         drop(ledger);
         durable.wait().await.map_err(ApiError::from)?;
-        tracing::info!(claim = %claim.id, tenant = %claim.spec.tenant, "claim released");
-        Ok(Response::new(self.claim_to_wire(&claim)))
+        tracing::info!(claim = %released.id, tenant = %released.spec.tenant, "claim released");
+        Ok(Response::new(self.claim_to_wire(&released)))
     }
 
     async fn explain_claim(
