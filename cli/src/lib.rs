@@ -33,6 +33,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         // Needs no manager, and must work even when `output` is wrong.
         Command::Config(c) => commands::config::run(&config, output_format(&config).ok(), c),
         Command::Dev(args) => commands::dev::run(&config, args).await,
+        Command::Secret(c) => commands::secret::run(c),
         Command::Dc(c) => commands::dc::run(&Ctx::new(config)?, c).await,
         Command::Infra(a) => commands::infra::run(&Ctx::new(config)?, a).await,
         Command::Tenant(c) => commands::tenant::run(&Ctx::new(config)?, c).await,

@@ -7,6 +7,8 @@ use std::time::Duration;
 use theia::config::{Config, ConfigError};
 use theia::scheduler::LivenessPolicy;
 
+pub use crate::store::Secret;
+
 /// Everything `theia-manager` needs to start.
 #[derive(Debug, Clone)]
 pub struct ManagerConfig {
@@ -30,6 +32,10 @@ pub struct ManagerConfig {
     pub liveness: LivenessPolicy,
     /// How long released claims are kept before they are pruned.
     pub claim_retention: Duration,
+    /// The Redis URL of a manager cluster's store; the embedded store when `None`.
+    pub redis: Option<String>,
+    /// The cluster secret that seals what is stored in Redis.
+    pub secret: Option<Secret>,
 }
 
 impl ManagerConfig {
@@ -50,13 +56,36 @@ impl ManagerConfig {
                 format!("{listen_text:?} is not an address such as 127.0.0.1:7070"),
             )
         })?;
-        if let Some(url) = c.opt_string("redis")? {
-            if !url.is_empty() {
+        let redis = c.opt_string("redis")?.filter(|s| !s.is_empty());
+        if let Some(url) = &redis {
+            let scheme = url.split("://").next().unwrap_or_default();
+            if !matches!(scheme, "redis" | "rediss") || !url.contains("://") {
                 return Err(invalid(
                     "redis",
-                    "this version of theia-manager has only the embedded store; unset redis to run a single manager".into(),
+                    "must be a URL such as redis://127.0.0.1:6379 or rediss://host:6380/0".into(),
                 ));
             }
+        }
+        let secret = match (
+            c.opt_string("secret")?.filter(|s| !s.is_empty()),
+            c.opt_string("secret_file")?.filter(|s| !s.is_empty()),
+        ) {
+            (Some(text), _) => Some(Secret::from_hex(&text).map_err(|r| invalid("secret", r))?),
+            (None, Some(file)) => {
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| invalid("secret_file", format!("cannot read {file}: {e}")))?;
+                Some(
+                    Secret::from_hex(&text)
+                        .map_err(|r| invalid("secret_file", format!("{file}: {r}")))?,
+                )
+            }
+            (None, None) => None,
+        };
+        if redis.is_some() && secret.is_none() {
+            return Err(invalid(
+                "redis",
+                "a manager cluster needs its cluster secret: set secret (64 hex characters; `theia secret generate` prints one) or secret_file".into(),
+            ));
         }
         let heartbeat_interval = c.duration("heartbeat_interval")?;
         let suspect_after = c.duration("suspect_after")?;
@@ -99,6 +128,8 @@ impl ManagerConfig {
                 down_after,
             },
             claim_retention: c.duration("claim_retention")?,
+            redis,
+            secret,
         })
     }
 

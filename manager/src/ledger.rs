@@ -47,10 +47,7 @@ impl Ledger {
     /// once the state it serves exists.
     pub async fn open(store: Store, clock: HybridClock) -> Result<(Self, Starter), StoreError> {
         let store = Arc::new(store);
-        let loader = store.clone();
-        let changes = tokio::task::spawn_blocking(move || loader.load())
-            .await
-            .map_err(|e| StoreError::Database(e.to_string()))??;
+        let changes = store.load().await?;
         let mut books = Books::default();
         let mut clock = clock;
         let now = wall_ms();

@@ -26,12 +26,12 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::TcpListenerStream;
 
-pub use config::ManagerConfig;
+pub use config::{ManagerConfig, Secret};
 
 use crate::app::App;
 use crate::ledger::Ledger;
 use crate::service::Api;
-use crate::store::{EmbeddedStore, Store};
+use crate::store::{EmbeddedStore, RedisStore, Store};
 
 /// How long in-flight calls get to finish once shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -49,6 +49,8 @@ fn manager_id(config: &ManagerConfig) -> anyhow::Result<String> {
         theia::model::validate_name("manager_id", id)?;
         return Ok(id.clone());
     }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot use data directory {}", config.data_dir.display()))?;
     let path = config.data_dir.join("manager-id");
     match std::fs::read_to_string(&path) {
         Ok(id) => Ok(id.trim().to_owned()),
@@ -71,10 +73,18 @@ fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
 impl Manager {
     /// Opens the store in `config.data_dir` and binds `config.listen`.
     pub async fn bind(config: ManagerConfig) -> anyhow::Result<Manager> {
-        let store = EmbeddedStore::open(&config.data_dir)?;
         let id = manager_id(&config)?;
+        let store = match &config.redis {
+            Some(redis) => {
+                let secret = config.secret.as_ref().context(
+                    "redis: a manager cluster needs its cluster secret (secret or secret_file)",
+                )?;
+                Store::Redis(Box::new(RedisStore::open(redis, secret, &id).await?))
+            }
+            None => Store::Embedded(Arc::new(EmbeddedStore::open(&config.data_dir)?)),
+        };
         let clock = HybridClock::new(id.clone(), config.clock_offset);
-        let (ledger, writer) = Ledger::open(Store::Embedded(store), clock).await?;
+        let (ledger, writer) = Ledger::open(store, clock).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;

@@ -27,10 +27,13 @@ struct Args {
     /// This manager's id [default: generated once, kept in the data dir].
     #[arg(long)]
     manager_id: Option<String>,
-    /// Cluster secret that encrypts what is stored in Redis.
+    /// Cluster secret that seals what is stored in Redis (64 hex characters).
     #[arg(long)]
     secret: Option<String>,
-    /// Redis URL of a manager cluster's store (not available in this version).
+    /// A file holding the cluster secret.
+    #[arg(long)]
+    secret_file: Option<String>,
+    /// Redis URL of the store (redis://HOST:PORT[/DB] or rediss://) [default: embedded store].
     #[arg(long)]
     redis: Option<String>,
     /// Seconds a peer's clock may run ahead [default: 1.0].
@@ -70,6 +73,7 @@ impl Args {
             ("data_dir", &self.data_dir),
             ("manager_id", &self.manager_id),
             ("secret", &self.secret),
+            ("secret_file", &self.secret_file),
             ("redis", &self.redis),
             ("clock_offset", &self.clock_offset),
             ("sync_delta", &self.sync_delta),

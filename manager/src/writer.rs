@@ -102,6 +102,11 @@ impl Starter {
 }
 
 async fn run(store: Arc<Store>, mut rx: mpsc::UnboundedReceiver<Job>, app: Weak<App>) {
+    write_all(&store, &mut rx, &app).await;
+    store.close().await;
+}
+
+async fn write_all(store: &Store, rx: &mut mpsc::UnboundedReceiver<Job>, app: &Weak<App>) {
     while let Some(first) = rx.recv().await {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -110,12 +115,15 @@ async fn run(store: Arc<Store>, mut rx: mpsc::UnboundedReceiver<Job>, app: Weak<
                 Err(_) => break,
             }
         }
-        let writes: Vec<Change> = group.iter().flat_map(|j| j.writes.clone()).collect();
-        let deletes: Vec<String> = group.iter().flat_map(|j| j.deletes.clone()).collect();
-        let writer = store.clone();
-        let result = tokio::task::spawn_blocking(move || writer.write(&writes, &deletes))
-            .await
-            .unwrap_or_else(|e| Err(StoreError::Database(e.to_string())));
+        let writes: Vec<Change> = group
+            .iter_mut()
+            .flat_map(|j| std::mem::take(&mut j.writes))
+            .collect();
+        let deletes: Vec<String> = group
+            .iter_mut()
+            .flat_map(|j| std::mem::take(&mut j.deletes))
+            .collect();
+        let result = store.write(writes, deletes).await;
         match result {
             Ok(()) => {
                 let app = app.upgrade();
@@ -130,7 +138,7 @@ async fn run(store: Arc<Store>, mut rx: mpsc::UnboundedReceiver<Job>, app: Weak<
                     }
                 }
             }
-            Err(e) => refuse(group, &mut rx, &app, &e).await,
+            Err(e) => refuse(group, rx, app, &e).await,
         }
     }
 }

@@ -69,9 +69,15 @@ pub const KEYS: &[KeySpec] = &[
             "secret",
             None,
             "theia-manager",
-            "cluster secret that encrypts what is stored in Redis",
+            "cluster secret that encrypts what is stored in Redis: 64 hex characters (theia secret generate)",
         )
     },
+    key(
+        "secret_file",
+        None,
+        "theia-manager",
+        "a file holding the cluster secret, read when secret is unset",
+    ),
     KeySpec {
         secret: true,
         ..key(

@@ -45,6 +45,11 @@ impl TestManager {
     pub async fn start(dir: &Path) -> Self {
         let mut config = ManagerConfig::for_dir(dir, "127.0.0.1:0".parse().unwrap());
         fast(&mut config);
+        Self::start_with(config).await
+    }
+
+    /// Starts a manager with `config` (its listen address should be port 0).
+    pub async fn start_with(config: ManagerConfig) -> Self {
         // After a kill, the old manager's tasks may take a moment to let go
         // of the store, as a dying process would.
         let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -52,7 +57,8 @@ impl TestManager {
             match Manager::bind(config.clone()).await {
                 Ok(m) => break m,
                 Err(e)
-                    if e.to_string().contains("already open")
+                    if (e.to_string().contains("already open")
+                        || e.to_string().contains("is writing to Redis"))
                         && tokio::time::Instant::now() < deadline =>
                 {
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -482,4 +488,125 @@ pub fn run(program: &Path, args: &[&str], manager: &str) -> (bool, String, Strin
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// A real `redis-server` on a free loopback port, with its own directory,
+/// the append-only file synced on every write (as theia needs it), killed
+/// when dropped.
+pub struct TestRedis {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    /// Its working directory (the append-only file lives here).
+    pub dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl TestRedis {
+    /// Starts one; fails the test when redis-server is missing (the test
+    /// command installs it).
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = Self {
+            port,
+            dir,
+            child: None,
+        };
+        redis.launch();
+        redis
+    }
+
+    fn launch(&mut self) {
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--appendonly", "yes", "--appendfsync", "always", "--save", ""])
+            .args(["--maxmemory-policy", "noeviction", "--protected-mode", "yes"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is not installed: run the tests with scripts/test.sh, which installs it");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while self.cli(&["PING"]).trim() != "PONG" {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start on {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// `redis://127.0.0.1:port`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs `redis-cli` against it and returns what it printed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Kills it as a crash would (SIGKILL).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Kills it and starts it again on the same port and directory: it
+    /// comes back from its append-only file.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.launch();
+    }
+
+    /// Every byte of its append-only files: what a dump of Redis shows.
+    pub fn files(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for entry in walk(self.dir.path()) {
+            out.extend(std::fs::read(entry).unwrap_or_default());
+        }
+        out
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A manager config on `redis` with `secret` (64 hex characters), test-fast.
+pub fn redis_config(dir: &Path, redis: &TestRedis, secret: &str) -> ManagerConfig {
+    let mut config = ManagerConfig::for_dir(dir, "127.0.0.1:0".parse().unwrap());
+    fast(&mut config);
+    config.redis = Some(redis.url());
+    config.secret = Some(theia_manager::Secret::from_hex(secret).unwrap());
+    config
 }

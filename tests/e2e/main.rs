@@ -13,5 +13,6 @@ mod deploy;
 mod grpcurl;
 mod placement;
 mod readme;
+mod redis_store;
 mod restart;
 mod tour;

@@ -215,4 +215,58 @@ fn the_sections_these_tests_read_are_where_they_expect() {
     // above reading the wrong commands.
     assert_eq!(shell_lines(section("Two commands")).len(), 2);
     assert!(!inline_commands(section("Running it for real"), "theia-manager").is_empty());
+    assert_eq!(shell_lines(section("The Redis store")).len(), 3);
+}
+
+#[test]
+fn the_redis_store_section_runs_as_written() {
+    let lines = shell_lines(section("The Redis store"));
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    let bin = bin_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    // The README's fixed ports would clash with whatever else runs here.
+    let adapt = |line: &str| {
+        line.replace("6379", &port)
+            .replace("127.0.0.1:7071", "127.0.0.1:0")
+    };
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // The README daemonizes Redis: shut it down however the test ends.
+    struct StopRedis(String);
+    impl Drop for StopRedis {
+        fn drop(&mut self) {
+            let _ = Command::new("redis-cli")
+                .args(["-p", &self.0, "shutdown", "nosave"])
+                .output();
+        }
+    }
+    let _stop = StopRedis(port.clone());
+    for line in &lines[..2] {
+        let out = shell(&adapt(line), dir.path())
+            .current_dir(dir.path())
+            .env("PATH", &path)
+            .output()
+            .expect("bash runs");
+        assert!(
+            out.status.success(),
+            "{line}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut command = shell(&adapt(&lines[2]), dir.path());
+    command.current_dir(dir.path()).env("PATH", &path);
+    let (manager, addr) = spawn_command_until(command, "serving");
+    let (ok, out, err) = run(&bin.join("theia"), &["tenant", "create", "acme"], &addr);
+    assert!(ok, "{out}{err}");
+    let status = manager.terminate();
+    assert!(status.success(), "the manager stops cleanly: {status:?}");
 }

@@ -7,6 +7,7 @@ pub mod dc;
 pub mod dev;
 pub mod infra;
 pub mod profile;
+pub mod secret;
 pub mod tenant;
 
 use theia::config::{Config, ConfigError, Source};

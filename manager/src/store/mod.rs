@@ -1,9 +1,16 @@
-//! Where the books are kept. One backend for now, the embedded store; the
-//! enum leaves room for the Redis store of a manager cluster.
+//! Where the books are kept: the embedded store for one manager, Redis for
+//! a manager cluster. Both load every register, merge-write groups of them
+//! all or nothing, and hold the cluster id.
 
 mod embedded;
+mod redis;
+mod sealed;
 
+use std::sync::Arc;
+
+pub use self::redis::RedisStore;
 pub use embedded::EmbeddedStore;
+pub use sealed::Secret;
 
 use theia::state::Change;
 
@@ -18,6 +25,17 @@ pub enum StoreError {
         /// Why.
         message: String,
     },
+    /// The store cannot be reached or did not answer in time.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The cluster secret is not the one the store was made with.
+    #[error(
+        "the secret does not match this cluster: Redis at {0} holds a key-check record sealed with another secret; nothing was written"
+    )]
+    WrongSecret(String),
+    /// Another manager writes to this store.
+    #[error("{0}")]
+    Busy(String),
     /// The database refused an operation.
     #[error("store: {0}")]
     Database(String),
@@ -39,22 +57,47 @@ pub fn new_cluster_id() -> String {
 /// A store backend.
 pub enum Store {
     /// One manager, data on local disk.
-    Embedded(EmbeddedStore),
+    Embedded(Arc<EmbeddedStore>),
+    /// A manager cluster's store in Redis.
+    Redis(Box<RedisStore>),
 }
 
 impl Store {
     /// Every stored change, to rebuild the books at start.
-    pub fn load(&self) -> Result<Vec<Change>, StoreError> {
+    pub async fn load(&self) -> Result<Vec<Change>, StoreError> {
         match self {
-            Self::Embedded(s) => s.load(),
+            Self::Embedded(s) => {
+                let s = s.clone();
+                tokio::task::spawn_blocking(move || s.load())
+                    .await
+                    .map_err(|e| StoreError::Database(e.to_string()))?
+            }
+            Self::Redis(s) => s.load().await,
         }
     }
 
-    /// Writes changes and deletes keys, all or nothing, durably: when this
+    /// Merges changes and deletes keys, all or nothing, durably: when this
     /// returns `Ok`, they survive a crash.
-    pub fn write(&self, changes: &[Change], deletes: &[String]) -> Result<(), StoreError> {
+    pub async fn write(
+        &self,
+        changes: Vec<Change>,
+        deletes: Vec<String>,
+    ) -> Result<(), StoreError> {
         match self {
-            Self::Embedded(s) => s.write(changes, deletes),
+            Self::Embedded(s) => {
+                let s = s.clone();
+                tokio::task::spawn_blocking(move || s.write(&changes, &deletes))
+                    .await
+                    .map_err(|e| StoreError::Database(e.to_string()))?
+            }
+            Self::Redis(s) => s.write(&changes, &deletes).await,
+        }
+    }
+
+    /// Lets go of what the store holds for this manager (the Redis lease).
+    pub async fn close(&self) {
+        if let Self::Redis(s) = self {
+            s.close().await;
         }
     }
 
@@ -62,6 +105,7 @@ impl Store {
     pub fn cluster_id(&self) -> &str {
         match self {
             Self::Embedded(s) => s.cluster_id(),
+            Self::Redis(s) => s.cluster_id(),
         }
     }
 
@@ -69,13 +113,15 @@ impl Store {
     pub fn backend(&self) -> &'static str {
         match self {
             Self::Embedded(_) => "embedded",
+            Self::Redis(_) => "redis",
         }
     }
 
-    /// Where the data is.
+    /// Where the data is (a Redis URL without its password).
     pub fn location(&self) -> String {
         match self {
             Self::Embedded(s) => s.path().display().to_string(),
+            Self::Redis(s) => s.location().to_owned(),
         }
     }
 }
