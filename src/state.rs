@@ -129,6 +129,18 @@ impl Change {
         }
     }
 
+    /// Whether the register it carries records a deletion.
+    pub fn is_tombstone(&self) -> bool {
+        match self {
+            Self::Datacenter { register, .. } => register.is_tombstone(),
+            Self::Tenant { register, .. } => register.is_tombstone(),
+            Self::Profile { register, .. } => register.is_tombstone(),
+            Self::Claim { register, .. } => register.is_tombstone(),
+            Self::End { register, .. } => register.is_tombstone(),
+            Self::Applied { register, .. } => register.is_tombstone(),
+        }
+    }
+
     /// The claim this change is part of, if it is part of one.
     pub fn claim_id(&self) -> Option<&str> {
         match self {

@@ -272,6 +272,38 @@ impl Clients {
             .cluster_id
     }
 
+    /// Creates tenant `name` with `quota` (`[("compute.vcpu", "12")]`); panics if refused.
+    pub async fn create_tenant(&mut self, name: &str, quota: &[(&str, &str)]) {
+        let tenant = v1::Tenant {
+            name: name.into(),
+            quota: map(quota),
+            ..Default::default()
+        };
+        let req = v1::CreateTenantRequest {
+            tenant: Some(tenant),
+        };
+        self.tenants
+            .create_tenant(req)
+            .await
+            .expect("tenant created");
+    }
+
+    /// Creates profile `name` with `resources`; panics if refused.
+    pub async fn create_profile(&mut self, name: &str, resources: &[(&str, &str)]) {
+        let profile = v1::Profile {
+            name: name.into(),
+            resources: map(resources),
+            ..Default::default()
+        };
+        let req = v1::CreateProfileRequest {
+            profile: Some(profile),
+        };
+        self.profiles
+            .create_profile(req)
+            .await
+            .expect("profile created");
+    }
+
     /// Creates a claim.
     pub async fn create_claim(&mut self, spec: v1::ClaimSpec) -> Result<v1::Claim, tonic::Status> {
         let req = v1::CreateClaimRequest { spec: Some(spec) };

@@ -41,27 +41,8 @@ fn units_per_dc(claims: &[v1::Claim]) -> BTreeMap<String, u32> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_cancelled_at_random_moments_leave_memory_and_store_in_agreement() {
     let mut w = TwoDcs::start().await;
-    w.api
-        .tenants
-        .create_tenant(v1::CreateTenantRequest {
-            tenant: Some(v1::Tenant {
-                name: "bulk".into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
-    w.api
-        .profiles
-        .create_profile(v1::CreateProfileRequest {
-            profile: Some(v1::Profile {
-                name: "tiny".into(),
-                resources: map(&[("compute.vcpu", "1")]),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
+    w.api.create_tenant("bulk", &[]).await;
+    w.api.create_profile("tiny", &[("compute.vcpu", "1")]).await;
 
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

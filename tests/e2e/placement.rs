@@ -42,26 +42,9 @@ impl TwoDcs {
             })
             .await;
         }
-        api.tenants
-            .create_tenant(v1::CreateTenantRequest {
-                tenant: Some(v1::Tenant {
-                    name: "acme".into(),
-                    quota: map(&[("compute.vcpu", "40")]),
-                    ..Default::default()
-                }),
-            })
-            .await
-            .unwrap();
-        api.profiles
-            .create_profile(v1::CreateProfileRequest {
-                profile: Some(v1::Profile {
-                    name: "small".into(),
-                    resources: map(&[("compute.vcpu", "4"), ("compute.memory", "8Gi")]),
-                    ..Default::default()
-                }),
-            })
-            .await
-            .unwrap();
+        api.create_tenant("acme", &[("compute.vcpu", "40")]).await;
+        api.create_profile("small", &[("compute.vcpu", "4"), ("compute.memory", "8Gi")])
+            .await;
         Self {
             dir,
             manager,

@@ -35,26 +35,10 @@ async fn world(redis: &TestRedis, dir: &std::path::Path) -> (TestManager, TestAg
         }
     })
     .await;
-    api.tenants
-        .create_tenant(v1::CreateTenantRequest {
-            tenant: Some(v1::Tenant {
-                name: "tenant-acmehidden".into(),
-                quota: map(&[("compute.vcpu", "12")]),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
-    api.profiles
-        .create_profile(v1::CreateProfileRequest {
-            profile: Some(v1::Profile {
-                name: "profile-quiet".into(),
-                resources: map(&[("compute.vcpu", "4")]),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap();
+    api.create_tenant("tenant-acmehidden", &[("compute.vcpu", "12")])
+        .await;
+    api.create_profile("profile-quiet", &[("compute.vcpu", "4")])
+        .await;
     (manager, agent, api)
 }
 

@@ -314,7 +314,7 @@ impl RedisStore {
             let json =
                 serde_json::to_vec(change).map_err(|e| StoreError::Database(e.to_string()))?;
             let ts = change.timestamp();
-            let deleted = if is_tombstone(change) { "1" } else { "0" };
+            let deleted = if change.is_tombstone() { "1" } else { "0" };
             let sealed = self.sealer.seal(key.as_bytes(), &json);
             call.key(&key)
                 .arg(ts.ms)
@@ -343,17 +343,6 @@ impl RedisStore {
             .arg(&self.manager_id)
             .invoke_async(&mut conn)
             .await;
-    }
-}
-
-fn is_tombstone(change: &Change) -> bool {
-    match change {
-        Change::Datacenter { register, .. } => register.is_tombstone(),
-        Change::Tenant { register, .. } => register.is_tombstone(),
-        Change::Profile { register, .. } => register.is_tombstone(),
-        Change::Claim { register, .. } => register.is_tombstone(),
-        Change::End { register, .. } => register.is_tombstone(),
-        Change::Applied { register, .. } => register.is_tombstone(),
     }
 }
 
