@@ -4,6 +4,9 @@
 //! environment variables (see BENCHMARKS.md). Not a test: it asserts nothing
 //! about speed, it measures it.
 //!
+//! `BENCH_STORE=redis` runs the manager on a redis-server the bench starts
+//! (append-only file synced on every write) instead of the embedded store.
+//!
 //! The manager, its agents (static driver) and the client share this
 //! process and the machine's cores; the client is a few tonic channels, each
 //! call one unary RPC over real loopback sockets.
@@ -52,6 +55,39 @@ where
     done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
 }
 
+/// A redis-server that syncs its append-only file on every write, as theia
+/// needs it; killed when dropped.
+struct Redis(std::process::Child);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_redis(dir: &std::path::Path) -> anyhow::Result<(Redis, String)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = std::process::Command::new("redis-server")
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "yes", "--appendfsync", "always"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    std::thread::sleep(Duration::from_millis(300));
+    Ok((Redis(child), format!("redis://127.0.0.1:{port}")))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -60,7 +96,18 @@ async fn main() -> anyhow::Result<()> {
     let secs = knob("BENCH_SECS", 5);
     let dir = tempfile::tempdir()?;
 
-    let config = ManagerConfig::for_dir(dir.path().join("manager"), "127.0.0.1:0".parse()?);
+    let mut config = ManagerConfig::for_dir(dir.path().join("manager"), "127.0.0.1:0".parse()?);
+    let store = std::env::var("BENCH_STORE").unwrap_or_else(|_| "embedded".to_owned());
+    let _redis = match store.as_str() {
+        "embedded" => None,
+        "redis" => {
+            let (redis, url) = start_redis(dir.path())?;
+            config.redis = Some(url);
+            config.secret = Some(theia_manager::Secret::generate());
+            Some(redis)
+        }
+        other => anyhow::bail!("BENCH_STORE={other}: use embedded or redis"),
+    };
     let manager = Manager::bind(config).await?;
     let url = format!("http://{}", manager.local_addr());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -160,7 +207,7 @@ async fn main() -> anyhow::Result<()> {
     })
     .await;
     println!(
-        "datacenters={dcs} concurrency={concurrency} secs={secs}: empty RPC {empty:.0}/s, durable claims {claims:.0}/s, ratio {:.2}",
+        "store={store} datacenters={dcs} concurrency={concurrency} secs={secs}: empty RPC {empty:.0}/s, durable claims {claims:.0}/s, ratio {:.2}",
         claims / empty
     );
 

@@ -106,9 +106,19 @@ pub enum Command {
     /// theia's own configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// The managers and their store.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// The cluster secret that seals what managers store in Redis.
     #[command(subcommand)]
     Secret(SecretCommand),
+}
+
+/// `theia cluster ...`.
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// The managers, the store backend and where it is, and the sync state.
+    Status,
 }
 
 /// `theia secret ...`.

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use theia::api::v1::claim_service_client::ClaimServiceClient;
+use theia::api::v1::cluster_service_client::ClusterServiceClient;
 use theia::api::v1::infrastructure_service_client::InfrastructureServiceClient;
 use theia::api::v1::profile_service_client::ProfileServiceClient;
 use theia::api::v1::tenant_service_client::TenantServiceClient;
@@ -79,6 +80,11 @@ impl Client {
     /// Claims.
     pub fn claims(&self) -> ClaimServiceClient<Channel> {
         ClaimServiceClient::new(self.channel.clone())
+    }
+
+    /// The managers and their store.
+    pub fn cluster(&self) -> ClusterServiceClient<Channel> {
+        ClusterServiceClient::new(self.channel.clone())
     }
 }
 

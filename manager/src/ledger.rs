@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use theia::api::v1::ManagerMessage;
-use theia::clock::{HybridClock, Timestamp};
+use theia::clock::{ClockError, HybridClock, Timestamp};
 use theia::state::{Books, Change};
 use tokio::time::Instant;
 
@@ -20,6 +20,25 @@ pub fn wall_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Whether a stored change may be merged at start. In a shared store a
+/// change stamped by another manager more than `clock_offset` ahead of this
+/// clock is refused: a manager with a bad clock must not win every write.
+/// This manager's own stamps are always taken, and later stamps order after
+/// them even if this machine's clock went back since they were written.
+pub fn admit(
+    clock: &mut HybridClock,
+    change: &Change,
+    now: u64,
+    shared: bool,
+) -> Result<(), ClockError> {
+    let ts = change.timestamp();
+    if shared && ts.node != clock.node() {
+        return clock.observe(ts, now);
+    }
+    let _ = clock.observe(ts, ts.ms.max(now));
+    Ok(())
 }
 
 /// Whether coalesced changes are due to be written (HORAO's sync rule).
@@ -51,12 +70,16 @@ impl Ledger {
         let mut books = Books::default();
         let mut clock = clock;
         let now = wall_ms();
+        let shared = matches!(*store, Store::Redis(_));
         for change in &changes {
-            books.apply(change);
-            // Later stamps must order after everything stored, even if this
-            // machine's clock went back since it was written.
-            let ts = change.timestamp();
-            let _ = clock.observe(ts, ts.ms.max(now));
+            match admit(&mut clock, change, now, shared) {
+                Ok(()) => books.apply(change),
+                Err(e) => tracing::error!(
+                    key = %change.storage_key(),
+                    error = %e,
+                    "a stored change is stamped too far ahead of this manager's clock; refused, not merged (check the clocks of the managers)"
+                ),
+            }
         }
         let backend = store.backend();
         let location = store.location();
@@ -224,6 +247,40 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_peer_stamp_too_far_ahead_is_refused_in_a_shared_store_only() {
+        use theia::crdt::Lww;
+        let change = |ms: u64, node: &str| Change::Tenant {
+            key: "acme".into(),
+            register: Lww::tombstone(Timestamp {
+                ms,
+                counter: 0,
+                node: node.into(),
+            }),
+        };
+        let mut clock = HybridClock::new("m-1", Duration::from_millis(1000));
+        let now = 10_000;
+        assert!(
+            admit(&mut clock, &change(10_900, "m-2"), now, true).is_ok(),
+            "within clock_offset"
+        );
+        let err = admit(&mut clock, &change(11_500, "m-2"), now, true).unwrap_err();
+        assert!(err.to_string().contains("ahead"), "{err}");
+        assert!(
+            admit(&mut clock, &change(50_000, "m-1"), now, true).is_ok(),
+            "its own stamp"
+        );
+        assert!(
+            clock.now(now).ms >= 50_000,
+            "later stamps order after its own, even from the future"
+        );
+        let mut alone = HybridClock::new("m-1", Duration::from_millis(1000));
+        assert!(
+            admit(&mut alone, &change(90_000, "m-old-id"), now, false).is_ok(),
+            "the embedded store has one writer"
+        );
+    }
 
     #[test]
     fn sync_rule_is_horaos() {

@@ -2,6 +2,7 @@
 //! answers into output.
 
 pub mod claim;
+pub mod cluster;
 pub mod config;
 pub mod dc;
 pub mod dev;

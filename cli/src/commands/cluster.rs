@@ -1,0 +1,101 @@
+//! `theia cluster status`: which managers serve, on which store.
+
+use serde_json::{Value, json};
+use theia::api::v1;
+
+use super::Ctx;
+use crate::args::ClusterCommand;
+use crate::error::CliError;
+use crate::output::table;
+
+/// Runs `theia cluster ...`.
+pub async fn run(ctx: &Ctx, command: ClusterCommand) -> Result<(), CliError> {
+    match command {
+        ClusterCommand::Status => {
+            let client = ctx.client().await?;
+            let status = client
+                .cluster()
+                .get_cluster_status(v1::GetClusterStatusRequest {})
+                .await
+                .map_err(|s| client.error(s))?
+                .into_inner();
+            ctx.out.show(|| to_json(&status), || view(&status))
+        }
+    }
+}
+
+fn to_json(s: &v1::ClusterStatus) -> Value {
+    json!({
+        "cluster_id": s.cluster_id,
+        "manager_id": s.manager_id,
+        "managers": s.managers.iter().map(|m| json!({
+            "id": m.id,
+            "address": m.address,
+            "last_seen_unix_ms": m.last_seen_unix_ms,
+            "version": m.version,
+        })).collect::<Vec<_>>(),
+        "store_backend": s.store_backend,
+        "store_location": s.store_location,
+        "pending_changes": s.pending_changes,
+        "last_sync_unix_ms": s.last_sync_unix_ms,
+        "datacenters": s.datacenters,
+        "connected_agents": s.connected_agents,
+    })
+}
+
+fn view(s: &v1::ClusterStatus) -> String {
+    let managers = table(
+        &["MANAGER", "ADDRESS", "VERSION", "ANSWERED"],
+        s.managers.iter().map(|m| {
+            let answered = if m.id == s.manager_id { "yes" } else { "" };
+            vec![
+                m.id.clone(),
+                m.address.clone(),
+                m.version.clone(),
+                answered.to_owned(),
+            ]
+        }),
+    );
+    format!(
+        "cluster     {}\nstore       {} at {}\npending     {} coalesced change(s)\nagents      {} connected, {} datacenter(s) known\n\n{managers}",
+        s.cluster_id,
+        s.store_backend,
+        s.store_location,
+        s.pending_changes,
+        s.connected_agents,
+        s.datacenters
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_names_the_cluster_the_store_and_the_managers() {
+        let s = v1::ClusterStatus {
+            manager_id: "m-1".into(),
+            cluster_id: "k-0123456789abcdef".into(),
+            managers: vec![v1::Manager {
+                id: "m-1".into(),
+                address: "127.0.0.1:7070".into(),
+                last_seen_unix_ms: 1,
+                version: "0.1.0".into(),
+            }],
+            store_backend: "redis".into(),
+            store_location: "redis://***@db:6379".into(),
+            ..Default::default()
+        };
+        let text = view(&s);
+        for part in [
+            "k-0123456789abcdef",
+            "redis at redis://***@db:6379",
+            "m-1",
+            "127.0.0.1:7070",
+            "yes",
+        ] {
+            assert!(text.contains(part), "{part} missing: {text}");
+        }
+        assert_eq!(to_json(&s)["store_backend"], "redis");
+    }
+}
