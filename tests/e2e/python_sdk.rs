@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::common::*;
 use crate::placement::TwoDcs;
 
 fn checkout() -> &'static Path {
