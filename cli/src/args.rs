@@ -109,9 +109,29 @@ pub enum Command {
     /// The managers and their store.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Print a shell completion script: theia completion bash > /etc/bash_completion.d/theia
+    Completion(CompletionArgs),
+    /// Write man pages (theia.1 and one per command) into a directory.
+    Man(ManArgs),
     /// The cluster secret that seals what managers store in Redis.
     #[command(subcommand)]
     Secret(SecretCommand),
+}
+
+/// `theia completion SHELL`.
+#[derive(Args, Debug)]
+pub struct CompletionArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `theia man DIR`.
+#[derive(Args, Debug)]
+pub struct ManArgs {
+    /// Where to write the pages (created if missing).
+    #[arg(value_name = "DIR")]
+    pub dir: std::path::PathBuf,
 }
 
 /// `theia cluster ...`.

@@ -1,5 +1,7 @@
 //! What can go wrong, worded for the person at the terminal: `main` prints
-//! one `error: <message>` line and exits with status 1 (usage errors: 2).
+//! one `error: <message>` line and exits with [`CliError::exit_code`]:
+//! 1 when refused, 2 for usage and configuration errors, 3 when the manager
+//! cannot be reached.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -16,6 +18,8 @@ pub enum CliError {
         /// What the transport said.
         cause: String,
     },
+    /// The manager did not answer in time.
+    TimedOut(String),
     /// The manager answered with an error.
     Api {
         /// The gRPC code.
@@ -49,7 +53,7 @@ impl CliError {
             };
         }
         if status.code() == Code::Cancelled && status.source().is_some() {
-            return Self::Other(format!(
+            return Self::TimedOut(format!(
                 "the manager at {url} did not answer in time: {}",
                 status.message()
             ));
@@ -57,6 +61,20 @@ impl CliError {
         Self::Api {
             code: status.code(),
             message: status.message().to_owned(),
+        }
+    }
+
+    /// The process exit status for this error: 1 refused (the manager or
+    /// the command said no), 2 usage or configuration, 3 unreachable.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Unreachable { .. } | Self::TimedOut(_) => 3,
+            Self::Api {
+                code: Code::Unavailable | Code::DeadlineExceeded,
+                ..
+            } => 3,
+            Self::Config(_) => 2,
+            Self::Api { .. } | Self::Other(_) => 1,
         }
     }
 
@@ -119,7 +137,7 @@ impl fmt::Display for CliError {
             Self::Api { code, message } if message.is_empty() => f.write_str(code_word(*code)),
             Self::Api { code, message } => write!(f, "{}: {message}", code_word(*code)),
             Self::Config(e) => write!(f, "configuration: {e}"),
-            Self::Other(m) => f.write_str(m),
+            Self::Other(m) | Self::TimedOut(m) => f.write_str(m),
         }
     }
 }
@@ -135,6 +153,30 @@ impl From<theia::config::ConfigError> for CliError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exit_codes_say_refused_usage_or_unreachable() {
+        let api = |code| CliError::Api {
+            code,
+            message: "m".into(),
+        };
+        assert_eq!(api(Code::ResourceExhausted).exit_code(), 1);
+        assert_eq!(api(Code::NotFound).exit_code(), 1);
+        assert_eq!(api(Code::Unavailable).exit_code(), 3);
+        assert_eq!(CliError::other("x").exit_code(), 1);
+        assert_eq!(CliError::TimedOut("t".into()).exit_code(), 3);
+        let unreachable = CliError::Unreachable {
+            url: "http://127.0.0.1:1".into(),
+            cause: "refused".into(),
+        };
+        assert_eq!(unreachable.exit_code(), 3);
+        let config = CliError::Config(theia::config::ConfigError::Invalid {
+            key: "output".into(),
+            origin: theia::config::Source::Default,
+            reason: "r".into(),
+        });
+        assert_eq!(config.exit_code(), 2);
+    }
 
     #[test]
     fn server_errors_keep_their_message_behind_a_code_word() {

@@ -34,6 +34,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Config(c) => commands::config::run(&config, output_format(&config).ok(), c),
         Command::Dev(args) => commands::dev::run(&config, args).await,
         Command::Secret(c) => commands::secret::run(c),
+        Command::Completion(a) => commands::docs::completion(a.shell),
+        Command::Man(a) => commands::docs::man(&a.dir),
         Command::Cluster(c) => commands::cluster::run(&Ctx::new(config)?, c).await,
         Command::Dc(c) => commands::dc::run(&Ctx::new(config)?, c).await,
         Command::Infra(a) => commands::infra::run(&Ctx::new(config)?, a).await,

@@ -52,7 +52,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "error: {}", e.line());
-            ExitCode::FAILURE
+            ExitCode::from(e.exit_code())
         }
     }
 }

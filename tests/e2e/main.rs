@@ -10,6 +10,7 @@ mod binaries;
 mod cancel;
 mod cluster_identity;
 mod deploy;
+mod exit_codes;
 mod grpcurl;
 mod placement;
 mod python_sdk;

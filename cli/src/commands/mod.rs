@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod config;
 pub mod dc;
 pub mod dev;
+pub mod docs;
 pub mod infra;
 pub mod profile;
 pub mod secret;
