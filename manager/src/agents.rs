@@ -21,6 +21,8 @@ struct Session {
 struct Inner {
     sessions: HashMap<String, Session>,
     last_seen: HashMap<String, (Instant, u64)>,
+    /// Unix ms at which any manager of the cluster last heard each datacenter.
+    remote_seen: HashMap<String, u64>,
     next_id: u64,
 }
 
@@ -53,15 +55,46 @@ impl Agents {
             .insert(dc.to_owned(), (Instant::now(), wall_ms));
     }
 
-    /// Whether `dc`'s agent is heard from.
+    /// Whether `dc`'s agent is heard from, by this manager or, in a
+    /// cluster, by any other.
     pub fn liveness(&self, dc: &str) -> Liveness {
-        let silent = self.lock().last_seen.get(dc).map(|(at, _)| at.elapsed());
+        let inner = self.lock();
+        let local = inner.last_seen.get(dc).map(|(at, _)| at.elapsed());
+        let remote = inner.remote_seen.get(dc).map(|ms| {
+            std::time::Duration::from_millis(crate::ledger::wall_ms().saturating_sub(*ms))
+        });
+        let silent = match (local, remote) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         self.policy.judge(silent)
     }
 
-    /// Unix ms of the last message from `dc`; 0 if none since start.
+    /// Records when other managers last heard datacenters (Unix ms).
+    pub fn heard_elsewhere(&self, seen: impl IntoIterator<Item = (String, u64)>) {
+        let mut inner = self.lock();
+        for (dc, ms) in seen {
+            let at = inner.remote_seen.entry(dc).or_default();
+            *at = (*at).max(ms);
+        }
+    }
+
+    /// When this manager last heard each datacenter whose agent it serves.
+    pub fn heard_here(&self) -> Vec<(String, u64)> {
+        let inner = self.lock();
+        inner
+            .sessions
+            .keys()
+            .filter_map(|dc| Some((dc.clone(), inner.last_seen.get(dc)?.1)))
+            .collect()
+    }
+
+    /// Unix ms of the last message from `dc` heard by any manager; 0 if none
+    /// since start.
     pub fn last_seen_ms(&self, dc: &str) -> u64 {
-        self.lock().last_seen.get(dc).map_or(0, |(_, ms)| *ms)
+        let inner = self.lock();
+        let local = inner.last_seen.get(dc).map_or(0, |(_, ms)| *ms);
+        local.max(inner.remote_seen.get(dc).copied().unwrap_or(0))
     }
 
     /// Makes `tx` the stream of `dc`. Refused while another agent for the

@@ -1,6 +1,7 @@
 //! What every handler shares: configuration, the ledger, the agent registry.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use theia::api::{claim_to_wire, v1};
 use theia::model::{Claim, Placement};
@@ -11,6 +12,7 @@ use tokio::sync::{Mutex, watch};
 use crate::ManagerConfig;
 use crate::agents::Agents;
 use crate::ledger::Ledger;
+use crate::store::Store;
 
 /// The manager's shared state.
 pub struct App {
@@ -24,6 +26,10 @@ pub struct App {
     pub ledger: Mutex<Ledger>,
     /// Connected agents and their liveness.
     pub agents: Agents,
+    /// The store (the writer writes it; the feed reads it).
+    pub store: Arc<Store>,
+    /// Every manager of the cluster as last announced in a shared store.
+    pub peers: std::sync::Mutex<Vec<v1::Manager>>,
     stop: watch::Sender<bool>,
 }
 
@@ -34,6 +40,7 @@ impl App {
         manager_id: String,
         address: SocketAddr,
         ledger: Ledger,
+        store: Arc<Store>,
     ) -> Self {
         // Datacenters known from the store count as down until their agent
         // speaks to this manager: nothing is placed on what nobody vouches for.
@@ -44,6 +51,8 @@ impl App {
             address,
             ledger: Mutex::new(ledger),
             agents,
+            store,
+            peers: std::sync::Mutex::new(Vec::new()),
             stop: watch::channel(false).0,
         }
     }

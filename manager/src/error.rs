@@ -24,6 +24,9 @@ pub enum ApiError {
     /// A quota or capacity limit: RESOURCE_EXHAUSTED.
     #[error("{0}")]
     Exhausted(String),
+    /// Other managers kept changing what this call decided on: ABORTED.
+    #[error("{0}")]
+    Aborted(String),
     /// The store failed; nothing was acknowledged: UNAVAILABLE.
     #[error("the store failed, nothing was changed: {0}")]
     Store(#[from] StoreError),
@@ -51,6 +54,7 @@ impl From<ApiError> for Status {
             ApiError::AlreadyExists(_) => Status::already_exists(msg),
             ApiError::FailedPrecondition(_) => Status::failed_precondition(msg),
             ApiError::Exhausted(_) => Status::resource_exhausted(msg),
+            ApiError::Aborted(_) => Status::aborted(msg),
             ApiError::Store(_) => {
                 tracing::error!(error = %msg, "store write failed");
                 Status::unavailable(msg)

@@ -3,11 +3,12 @@
 //! before a caller gets an answer; high-volume reports are coalesced and
 //! flushed when `sync_delta < now − last_sync OR pending > sync_max`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use theia::api::v1::ManagerMessage;
+use theia::api::v1::manager_message::Body;
 use theia::clock::{ClockError, HybridClock, Timestamp};
 use theia::state::{Books, Change};
 use tokio::time::Instant;
@@ -52,6 +53,13 @@ pub struct Ledger {
     /// Every durable object, including changes queued but not yet durable.
     pub books: Books,
     clock: HybridClock,
+    store: Arc<Store>,
+    /// Shared stores: the last generation of each field this manager knows
+    /// the books for (its own writes and the feed's).
+    known: HashMap<String, u64>,
+    /// The generation each field will have once this manager's queued jobs
+    /// are written, where that differs from `known`.
+    next: HashMap<String, u64>,
     writer: Option<WriterQueue>,
     backend: &'static str,
     location: String,
@@ -64,13 +72,15 @@ pub struct Ledger {
 impl Ledger {
     /// Loads the books from `store`; the returned starter runs the writer
     /// once the state it serves exists.
-    pub async fn open(store: Store, clock: HybridClock) -> Result<(Self, Starter), StoreError> {
-        let store = Arc::new(store);
+    pub async fn open(
+        store: Arc<Store>,
+        clock: HybridClock,
+    ) -> Result<(Self, Starter), StoreError> {
         let changes = store.load().await?;
         let mut books = Books::default();
         let mut clock = clock;
         let now = wall_ms();
-        let shared = matches!(*store, Store::Redis(_));
+        let shared = store.shared();
         for change in &changes {
             match admit(&mut clock, change, now, shared) {
                 Ok(()) => books.apply(change),
@@ -84,10 +94,13 @@ impl Ledger {
         let backend = store.backend();
         let location = store.location();
         let cluster_id = store.cluster_id().to_owned();
-        let (queue, starter) = writer::spawn(store);
+        let (queue, starter) = writer::spawn(store.clone());
         let ledger = Self {
             books,
             clock,
+            store,
+            known: HashMap::new(),
+            next: HashMap::new(),
             writer: Some(queue),
             backend,
             location,
@@ -114,6 +127,7 @@ impl Ledger {
     ) -> Durable {
         let mut undo = Vec::with_capacity(changes.len());
         let mut writes = Vec::with_capacity(changes.len());
+        let (checks, bumps) = self.generations(&changes);
         for change in changes {
             let prior = self.books.current(&change);
             self.books.apply(&change);
@@ -132,9 +146,121 @@ impl Ledger {
         self.submit(Job {
             writes,
             undo,
+            checks,
+            bumps,
             effects,
             ..Job::default()
         })
+    }
+
+    /// In a shared store: the generations a job must find unchanged (those
+    /// a new placement was decided on: its datacenters, its tenant, its
+    /// request id) and those it advances (also datacenters' and tenants'
+    /// own records, whose totals and quotas placements depend on).
+    fn generations(&mut self, changes: &[Change]) -> (Vec<(String, u64)>, Vec<String>) {
+        let (mut checks, mut bumps) = (Vec::new(), Vec::new());
+        if !self.store.shared() {
+            return (checks, bumps);
+        }
+        for change in changes {
+            let (checked, names): (bool, Vec<String>) = match change {
+                Change::Claim { register, .. } => match register.get() {
+                    Some(c) if c.state.holds_capacity() => {
+                        let mut names: Vec<String> = c
+                            .placements
+                            .iter()
+                            .map(|p| format!("dc/{}", p.datacenter))
+                            .collect();
+                        names.push(format!("tenant/{}", c.spec.tenant));
+                        if !c.spec.request_id.is_empty() {
+                            names.push(format!("request/{}/{}", c.spec.tenant, c.spec.request_id));
+                        }
+                        (true, names)
+                    }
+                    _ => (false, Vec::new()),
+                },
+                Change::Datacenter { key, .. } => (false, vec![format!("dc/{key}")]),
+                Change::Tenant { key, .. } => (false, vec![format!("tenant/{key}")]),
+                _ => (false, Vec::new()),
+            };
+            for name in names {
+                let field = self.store.gen_field(&name);
+                let expected = self
+                    .next
+                    .get(&field)
+                    .or_else(|| self.known.get(&field))
+                    .copied()
+                    .unwrap_or(0);
+                if checked {
+                    checks.push((field.clone(), expected));
+                }
+                self.next.insert(field.clone(), expected + 1);
+                bumps.push(field);
+            }
+        }
+        (checks, bumps)
+    }
+
+    /// Takes in generations the store reported (after a write of this
+    /// manager, or from the feed).
+    pub fn learn(&mut self, generations: &[(String, u64)]) {
+        for (field, value) in generations {
+            let known = self.known.entry(field.clone()).or_default();
+            *known = (*known).max(*value);
+            let known = *known;
+            if self.next.get(field).is_some_and(|n| *n <= known) {
+                self.next.remove(field);
+            }
+        }
+    }
+
+    /// Forgets what this manager expected of `fields` once its queued jobs
+    /// were written: they were refused, so new decisions start from what
+    /// it knows.
+    pub fn forget_expectations(&mut self, fields: &BTreeSet<String>) {
+        for f in fields {
+            self.next.remove(f);
+        }
+    }
+
+    /// Forgets every expectation (after the store refused everything queued).
+    pub fn forget_all_expectations(&mut self) {
+        self.next.clear();
+    }
+
+    /// Merges a change another manager wrote, as the feed brought it, and
+    /// says what this manager's agents must hear of it. A change stamped
+    /// too far ahead of this clock is refused.
+    pub fn merge_remote(
+        &mut self,
+        change: &Change,
+    ) -> Result<Vec<(String, ManagerMessage)>, ClockError> {
+        admit(&mut self.clock, change, wall_ms(), true)?;
+        let id = change.claim_id().map(str::to_owned);
+        let held_before = id
+            .as_ref()
+            .and_then(|id| self.books.claims().get(id))
+            .is_some_and(|c| c.state.holds_capacity());
+        self.books.apply(change);
+        let Some(claim) = id.and_then(|id| self.books.claims().get(&id)) else {
+            return Ok(Vec::new());
+        };
+        let holds = claim.state.holds_capacity();
+        let effects = claim
+            .placements
+            .iter()
+            .filter_map(|p| {
+                let body = match (held_before, holds) {
+                    (false, true) => Body::Assign(crate::app::assignment(claim, p)),
+                    (true, false) => Body::Release(theia::api::v1::Release {
+                        claim_id: claim.id.clone(),
+                    }),
+                    _ => return None,
+                };
+                Some((p.datacenter.clone(), ManagerMessage { body: Some(body) }))
+            })
+            .collect();
+        Ok(effects)
     }
 
     /// Stamps one change and commits it.
@@ -216,9 +342,12 @@ impl Ledger {
             .collect();
         self.last_sync = Instant::now();
         self.last_sync_ms = wall_ms();
+        let (checks, bumps) = self.generations(&writes);
         self.submit(Job {
             writes,
             flushed,
+            checks,
+            bumps,
             ..Job::default()
         })
     }

@@ -5,6 +5,7 @@
 
 mod agents;
 mod app;
+mod cluster;
 mod config;
 mod error;
 mod ledger;
@@ -84,12 +85,13 @@ impl Manager {
             None => Store::Embedded(Arc::new(EmbeddedStore::open(&config.data_dir)?)),
         };
         let clock = HybridClock::new(id.clone(), config.clock_offset);
-        let (ledger, writer) = Ledger::open(store, clock).await?;
+        let store = Arc::new(store);
+        let (ledger, writer) = Ledger::open(store.clone(), clock).await?;
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let address = listener.local_addr()?;
-        let app = Arc::new(App::new(config, id, address, ledger));
+        let app = Arc::new(App::new(config, id, address, ledger, store));
         let writer = writer.start(Arc::downgrade(&app));
         Ok(Manager {
             app,
@@ -154,6 +156,10 @@ impl Manager {
         tasks.spawn(monitor::liveness(app.clone()));
         tasks.spawn(monitor::sync(app.clone()));
         tasks.spawn(monitor::housekeeping(app.clone()));
+        if app.store.shared() {
+            tasks.spawn(crate::cluster::feed(app.clone()));
+            tasks.spawn(crate::cluster::exchange(app.clone()));
+        }
 
         let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
         let stopper = app.clone();

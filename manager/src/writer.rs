@@ -12,7 +12,7 @@
 //! queued after it is undone in memory, newest first, so memory never holds
 //! what the store does not; their callers get the error.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Weak};
 
 use theia::api::v1::ManagerMessage;
@@ -20,7 +20,7 @@ use theia::state::Change;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::app::App;
-use crate::store::{Store, StoreError};
+use crate::store::{Batch, Outcome, Store, StoreError};
 
 /// The most jobs committed as one group.
 const MAX_GROUP: usize = 512;
@@ -37,6 +37,11 @@ pub struct Job {
     /// Datacenters whose coalesced reports this job writes; marked pending
     /// again if it fails.
     pub flushed: Vec<String>,
+    /// Generations this job was decided on: it is written only if they
+    /// still hold (shared stores).
+    pub checks: Vec<(String, u64)>,
+    /// Generations it advances when written.
+    pub bumps: Vec<String>,
     /// Messages to agents, sent once the job is durable.
     pub effects: Vec<(String, ManagerMessage)>,
     /// Where the answer goes; the caller may have stopped listening.
@@ -107,38 +112,128 @@ async fn run(store: Arc<Store>, mut rx: mpsc::UnboundedReceiver<Job>, app: Weak<
 }
 
 async fn write_all(store: &Store, rx: &mut mpsc::UnboundedReceiver<Job>, app: &Weak<App>) {
-    while let Some(first) = rx.recv().await {
+    // Jobs taken off the queue while settling a conflict, kept in order.
+    let mut carry: VecDeque<Job> = VecDeque::new();
+    loop {
+        let first = match carry.pop_front() {
+            Some(job) => job,
+            None => match rx.recv().await {
+                Some(job) => job,
+                None => break,
+            },
+        };
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
+            if let Some(job) = carry.pop_front() {
+                group.push(job);
+                continue;
+            }
             match rx.try_recv() {
                 Ok(job) => group.push(job),
                 Err(_) => break,
             }
         }
-        let writes: Vec<Change> = group
+        let batches: Vec<Batch> = group
             .iter_mut()
-            .flat_map(|j| std::mem::take(&mut j.writes))
+            .map(|j| Batch {
+                writes: std::mem::take(&mut j.writes),
+                checks: j.checks.clone(),
+                bumps: j.bumps.clone(),
+            })
             .collect();
         let deletes: Vec<String> = group
             .iter_mut()
             .flat_map(|j| std::mem::take(&mut j.deletes))
             .collect();
-        let result = store.write(writes, deletes).await;
-        match result {
-            Ok(()) => {
-                let app = app.upgrade();
-                for job in group {
-                    if let Some(app) = &app {
-                        for (dc, msg) in job.effects {
-                            app.agents.send(&dc, msg);
-                        }
-                    }
-                    if let Some(done) = job.done {
-                        let _ = done.send(Ok(()));
-                    }
+        match store.write(batches, deletes).await {
+            Ok(outcomes) => settle(group, outcomes, &mut carry, rx, app).await,
+            Err(e) => {
+                group.extend(carry.drain(..));
+                refuse(group, rx, app, &e).await;
+            }
+        }
+    }
+}
+
+/// Answers a written group. Batches refused for a conflict are undone in
+/// memory, and so is every queued job that checked one of their fields:
+/// those were decided on top of the refused ones.
+async fn settle(
+    group: Vec<Job>,
+    outcomes: Vec<Outcome>,
+    carry: &mut VecDeque<Job>,
+    rx: &mut mpsc::UnboundedReceiver<Job>,
+    app: &Weak<App>,
+) {
+    let Some(app) = app.upgrade() else {
+        for job in group {
+            if let Some(done) = job.done {
+                let _ = done.send(Ok(()));
+            }
+        }
+        return;
+    };
+    let plain = outcomes
+        .iter()
+        .all(|o| matches!(o, Outcome::Written(g) if g.is_empty()));
+    let mut done = Vec::with_capacity(group.len());
+    let mut failed_jobs = Vec::new();
+    if plain {
+        done = group;
+    } else {
+        let mut ledger = app.ledger.lock().await;
+        let mut failed_fields: BTreeSet<String> = BTreeSet::new();
+        for (job, outcome) in group.into_iter().zip(outcomes) {
+            match outcome {
+                Outcome::Written(gens) => {
+                    ledger.learn(&gens);
+                    done.push(job);
+                }
+                Outcome::Conflict => {
+                    failed_fields.extend(job.checks.iter().map(|(f, _)| f.clone()));
+                    failed_jobs.push(job);
                 }
             }
-            Err(e) => refuse(group, rx, app, &e).await,
+        }
+        if !failed_fields.is_empty() {
+            // Under the lock nobody queues more: what is queued now holds
+            // every job decided on top of the refused ones.
+            while let Ok(job) = rx.try_recv() {
+                carry.push_back(job);
+            }
+            let mut kept = VecDeque::with_capacity(carry.len());
+            for job in carry.drain(..) {
+                if job.checks.iter().any(|(f, _)| failed_fields.contains(f)) {
+                    failed_fields.extend(job.checks.iter().map(|(f, _)| f.clone()));
+                    failed_jobs.push(job);
+                } else {
+                    kept.push_back(job);
+                }
+            }
+            *carry = kept;
+            for job in failed_jobs.iter().rev() {
+                for (change, prior) in job.undo.iter().rev() {
+                    ledger.books.restore(change, prior.clone());
+                }
+            }
+            ledger.forget_expectations(&failed_fields);
+            tracing::debug!(
+                jobs = failed_jobs.len(),
+                "another manager placed meanwhile; undone, the callers retry"
+            );
+        }
+    }
+    for job in done {
+        for (dc, msg) in job.effects {
+            app.agents.send(&dc, msg);
+        }
+        if let Some(done) = job.done {
+            let _ = done.send(Ok(()));
+        }
+    }
+    for job in failed_jobs {
+        if let Some(done) = job.done {
+            let _ = done.send(Err(StoreError::Conflict));
         }
     }
 }
@@ -170,6 +265,7 @@ async fn refuse(
         touched.extend(job.flushed.iter().cloned());
     }
     ledger.mark_pending(touched);
+    ledger.forget_all_expectations();
     drop(ledger);
     // Agents may have been told of an undone change (a desired set sent on
     // connect): they reconnect and receive the set as it really is.

@@ -57,8 +57,7 @@ impl TestManager {
             match Manager::bind(config.clone()).await {
                 Ok(m) => break m,
                 Err(e)
-                    if (e.to_string().contains("already open")
-                        || e.to_string().contains("is writing to Redis"))
+                    if e.to_string().contains("already open")
                         && tokio::time::Instant::now() < deadline =>
                 {
                     tokio::time::sleep(Duration::from_millis(20)).await;

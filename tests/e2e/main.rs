@@ -8,6 +8,7 @@ mod agent_loss;
 mod bad_input;
 mod binaries;
 mod cancel;
+mod cluster;
 mod cluster_identity;
 mod deploy;
 mod exit_codes;

@@ -215,13 +215,13 @@ fn the_sections_these_tests_read_are_where_they_expect() {
     // above reading the wrong commands.
     assert_eq!(shell_lines(section("Two commands")).len(), 2);
     assert!(!inline_commands(section("Running it for real"), "theia-manager").is_empty());
-    assert_eq!(shell_lines(section("The Redis store")).len(), 3);
+    assert_eq!(shell_lines(section("Running a cluster")).len(), 5);
 }
 
 #[test]
-fn the_redis_store_section_runs_as_written() {
-    let lines = shell_lines(section("The Redis store"));
-    assert_eq!(lines.len(), 3, "{lines:?}");
+fn the_cluster_section_runs_as_written() {
+    let lines = shell_lines(section("Running a cluster"));
+    assert_eq!(lines.len(), 5, "{lines:?}");
     let bin = bin_dir();
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -230,10 +230,14 @@ fn the_redis_store_section_runs_as_written() {
         .unwrap()
         .port()
         .to_string();
-    // The README's fixed ports would clash with whatever else runs here.
+    // The README's fixed ports would clash with whatever else runs here;
+    // each manager is started (and stopped) by the test, not by `&`.
     let adapt = |line: &str| {
-        line.replace("6379", &port)
-            .replace("127.0.0.1:7071", "127.0.0.1:0")
+        let mut line = line.replace("6379", &port);
+        for p in ["7071", "7072", "7073"] {
+            line = line.replace(&format!("127.0.0.1:{p}"), "127.0.0.1:0");
+        }
+        line.trim_end_matches('&').trim().to_owned()
     };
     let path = format!(
         "{}:{}",
@@ -262,11 +266,29 @@ fn the_redis_store_section_runs_as_written() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let mut command = shell(&adapt(&lines[2]), dir.path());
-    command.current_dir(dir.path()).env("PATH", &path);
-    let (manager, addr) = spawn_command_until(command, "serving");
-    let (ok, out, err) = run(&bin.join("theia"), &["tenant", "create", "acme"], &addr);
+    let managers: Vec<(Child, String)> = lines[2..]
+        .iter()
+        .map(|line| {
+            let mut command = shell(&adapt(line), dir.path());
+            command.current_dir(dir.path()).env("PATH", &path);
+            spawn_command_until(command, "serving")
+        })
+        .collect();
+    let theia = bin.join("theia");
+    let (ok, out, err) = run(&theia, &["tenant", "create", "acme"], &managers[0].1);
     assert!(ok, "{out}{err}");
-    let status = manager.terminate();
-    assert!(status.success(), "the manager stops cleanly: {status:?}");
+    let deadline = std::time::Instant::now() + PATIENCE;
+    for (_, addr) in &managers[1..] {
+        while !run(&theia, &["tenant", "list"], addr).1.contains("acme") {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the tenant never reached {addr}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    for (manager, _) in managers {
+        let status = manager.terminate();
+        assert!(status.success(), "a manager stops cleanly: {status:?}");
+    }
 }

@@ -5,7 +5,6 @@
 //! writes answer UNAVAILABLE and nothing changes.
 
 use theia::api::v1;
-use theia_manager::{Manager, ManagerConfig};
 use tonic::Code;
 
 use crate::common::*;
@@ -60,6 +59,10 @@ async fn what_a_manager_acknowledged_survives_it_and_redis_and_nothing_is_readab
         .await
         .unwrap();
     let before = api.settled_claims().await;
+    // What memory shows may still be on its way to Redis: an acknowledged
+    // write queued after it means it is there.
+    api.create_profile("barrier", &[("compute.vcpu", "1")])
+        .await;
     let status = api
         .cluster
         .get_cluster_status(v1::GetClusterStatusRequest {})
@@ -201,23 +204,6 @@ async fn a_corrupted_value_is_reported_and_refused_never_a_crash() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_second_manager_on_the_same_redis_is_refused_until_the_first_stops() {
-    let redis = TestRedis::start();
-    let dir = tempfile::tempdir().unwrap();
-    init();
-    let first = TestManager::start_with(redis_config(&dir.path().join("a"), &redis, SECRET)).await;
-    let second: ManagerConfig = redis_config(&dir.path().join("b"), &redis, SECRET);
-    let err = match Manager::bind(second.clone()).await {
-        Ok(_) => panic!("two managers write to one Redis store"),
-        Err(e) => format!("{e:#}"),
-    };
-    assert!(err.contains("is writing to Redis"), "{err}");
-    first.stop().await;
-    let second = TestManager::start_with(second).await;
-    second.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_redis_is_down_writes_are_unavailable_and_change_nothing() {
     let mut redis = TestRedis::start();
     let dir = tempfile::tempdir().unwrap();
@@ -227,6 +213,10 @@ async fn while_redis_is_down_writes_are_unavailable_and_change_nothing() {
         .await
         .unwrap();
     let before = api.settled_claims().await;
+    // What memory shows may still be on its way to Redis: an acknowledged
+    // write queued after it means it is there.
+    api.create_profile("barrier", &[("compute.vcpu", "1")])
+        .await;
 
     redis.kill();
     let err = api

@@ -12,6 +12,7 @@ use super::Api;
 use crate::app::assignment;
 use crate::error::{ApiError, required};
 use crate::ledger::wall_ms;
+use crate::store::StoreError;
 
 /// The longest claim id accepted in a request.
 const MAX_CLAIM_ID_LEN: usize = 64;
@@ -80,6 +81,68 @@ fn new_claim_id(books: &Books) -> String {
     }
 }
 
+/// How often a claim is decided again after a write conflict.
+const PLACE_ATTEMPTS: u32 = 8;
+
+impl Api {
+    /// Decides and commits one claim, once.
+    async fn place(&self, spec: Option<v1::ClaimSpec>) -> Result<Response<v1::Claim>, ApiError> {
+        let (durable, claim) = {
+            let mut ledger = self.ledger.lock().await;
+            let spec = resolve_spec(&ledger.books, spec)?;
+            if let Some(earlier) = earlier_claim(&ledger.books, &spec)? {
+                // A retry: acknowledged once what the first call made is
+                // durable, even if that call is still on its way.
+                let answer = self.claim_to_wire(earlier);
+                let settled = ledger.settled();
+                drop(ledger);
+                settled.wait().await.map_err(ApiError::from)?;
+                return Ok(Response::new(answer));
+            }
+            let books = &ledger.books;
+            let tenant = books
+                .tenants
+                .get(&spec.tenant)
+                .ok_or_else(|| ApiError::not_found("tenant", &spec.tenant, "spec.tenant"))?;
+            let usage = books.index().tenant(&tenant.name);
+            check_quota(tenant, &usage.held, &spec.total()).map_err(ApiError::from)?;
+
+            let outcome = schedule(&self.candidates(books), &spec);
+            if !outcome.fits {
+                return Err(not_fitting(&outcome));
+            }
+            let now = wall_ms();
+            let claim = Claim {
+                id: new_claim_id(books),
+                spec,
+                state: ClaimState::Placed,
+                placements: outcome.placements,
+                created_ms: now,
+                updated_ms: now,
+            };
+            tracing::info!(claim = %claim.id, tenant = %claim.spec.tenant, placement = %outcome.summary, "claim placed");
+            // Agents hear of it once it is durable, from the writer, whether
+            // or not this call is still waiting then.
+            let effects = claim
+                .placements
+                .iter()
+                .map(|p| {
+                    let assign = Body::Assign(assignment(&claim, p));
+                    (
+                        p.datacenter.clone(),
+                        v1::ManagerMessage { body: Some(assign) },
+                    )
+                })
+                .collect();
+            let ts = ledger.stamp();
+            let durable = ledger.commit(vec![Change::claim(ts, claim.clone())], effects);
+            (durable, claim)
+        };
+        durable.wait().await.map_err(ApiError::from)?;
+        Ok(Response::new(self.claim_to_wire(&claim)))
+    }
+}
+
 /// The claim an earlier call with the same request id made, if any: a live
 /// one first, else the latest released one (a retry after a release returns
 /// the released claim instead of booking again). The same request id with a
@@ -123,59 +186,23 @@ impl ClaimService for Api {
         req: Request<v1::CreateClaimRequest>,
     ) -> Result<Response<v1::Claim>, Status> {
         let spec = req.into_inner().spec;
-        let (durable, claim) = {
-            let mut ledger = self.ledger.lock().await;
-            let spec = resolve_spec(&ledger.books, spec)?;
-            if let Some(earlier) = earlier_claim(&ledger.books, &spec)? {
-                // A retry: acknowledged once what the first call made is
-                // durable, even if that call is still on its way.
-                let answer = self.claim_to_wire(earlier);
-                let settled = ledger.settled();
-                drop(ledger);
-                settled.wait().await.map_err(ApiError::from)?;
-                return Ok(Response::new(answer));
+        // In a cluster another manager may place on the same datacenters or
+        // for the same tenant at the same moment: the store refuses the
+        // later decision, which is made again on fresher books.
+        for attempt in 0..PLACE_ATTEMPTS {
+            match self.place(spec.clone()).await {
+                Err(ApiError::Store(StoreError::Conflict)) => {
+                    let ceiling = 5u64 << attempt.min(6);
+                    let pause = rand::random_range(ceiling / 2..=ceiling);
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                }
+                other => return other.map_err(Status::from),
             }
-            let books = &ledger.books;
-            let tenant = books
-                .tenants
-                .get(&spec.tenant)
-                .ok_or_else(|| ApiError::not_found("tenant", &spec.tenant, "spec.tenant"))?;
-            let usage = books.index().tenant(&tenant.name);
-            check_quota(tenant, &usage.held, &spec.total()).map_err(ApiError::from)?;
-
-            let outcome = schedule(&self.candidates(books), &spec);
-            if !outcome.fits {
-                return Err(not_fitting(&outcome).into());
-            }
-            let now = wall_ms();
-            let claim = Claim {
-                id: new_claim_id(books),
-                spec,
-                state: ClaimState::Placed,
-                placements: outcome.placements,
-                created_ms: now,
-                updated_ms: now,
-            };
-            tracing::info!(claim = %claim.id, tenant = %claim.spec.tenant, placement = %outcome.summary, "claim placed");
-            // Agents hear of it once it is durable, from the writer, whether
-            // or not this call is still waiting then.
-            let effects = claim
-                .placements
-                .iter()
-                .map(|p| {
-                    let assign = Body::Assign(assignment(&claim, p));
-                    (
-                        p.datacenter.clone(),
-                        v1::ManagerMessage { body: Some(assign) },
-                    )
-                })
-                .collect();
-            let ts = ledger.stamp();
-            let durable = ledger.commit(vec![Change::claim(ts, claim.clone())], effects);
-            (durable, claim)
-        };
-        durable.wait().await.map_err(ApiError::from)?;
-        Ok(Response::new(self.claim_to_wire(&claim)))
+        }
+        Err(ApiError::Aborted(format!(
+            "other managers placed on the same datacenters or for the same tenant {PLACE_ATTEMPTS} times while this claim was decided; nothing was placed, retry"
+        ))
+        .into())
     }
 
     async fn get_claim(

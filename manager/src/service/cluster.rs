@@ -22,7 +22,19 @@ impl ClusterService for Api {
         };
         Ok(Response::new(v1::ClusterStatus {
             manager_id: self.manager_id.clone(),
-            managers: vec![me],
+            managers: {
+                let peers = self
+                    .peers
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if peers.iter().any(|p| p.id == me.id) {
+                    peers.clone()
+                } else {
+                    let mut all = peers.clone();
+                    all.push(me);
+                    all
+                }
+            },
             store_backend: ledger.backend().to_owned(),
             store_location: ledger.location().to_owned(),
             pending_changes: ledger.pending(),

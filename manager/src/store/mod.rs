@@ -8,7 +8,7 @@ mod sealed;
 
 use std::sync::Arc;
 
-pub use self::redis::RedisStore;
+pub use self::redis::{FeedEntry, RedisStore};
 pub use embedded::EmbeddedStore;
 pub use sealed::Secret;
 
@@ -33,9 +33,9 @@ pub enum StoreError {
         "the secret does not match this cluster: Redis at {0} holds a key-check record sealed with another secret; nothing was written"
     )]
     WrongSecret(String),
-    /// Another manager writes to this store.
-    #[error("{0}")]
-    Busy(String),
+    /// Another manager changed what this decision was based on.
+    #[error("another manager changed the books this decision was based on; retry")]
+    Conflict,
     /// The database refused an operation.
     #[error("store: {0}")]
     Database(String),
@@ -47,6 +47,27 @@ pub enum StoreError {
         /// Why.
         message: String,
     },
+}
+
+/// One job's part of a group write.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Registers to merge.
+    pub writes: Vec<Change>,
+    /// Generation fields (as [`Store::gen_field`] names them) that must hold
+    /// these values for the batch to be written.
+    pub checks: Vec<(String, u64)>,
+    /// Generation fields to advance when it is written.
+    pub bumps: Vec<String>,
+}
+
+/// What became of one batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Written; the bumped fields' new values.
+    Written(Vec<(String, u64)>),
+    /// Not written: a generation it checked had moved.
+    Conflict,
 }
 
 /// A new random cluster id, `k-` and 16 hex digits.
@@ -76,25 +97,45 @@ impl Store {
         }
     }
 
-    /// Merges changes and deletes keys, all or nothing, durably: when this
-    /// returns `Ok`, they survive a crash.
+    /// Writes a group of batches and deletes keys, durably: when this
+    /// returns `Ok`, what it says was written survives a crash. A batch
+    /// whose generation checks fail (another manager placed meanwhile) is
+    /// not written, and nor is any later batch of the group that checks a
+    /// field a failed batch checked. The embedded store has one writer and
+    /// checks nothing.
     pub async fn write(
         &self,
-        changes: Vec<Change>,
+        batches: Vec<Batch>,
         deletes: Vec<String>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Vec<Outcome>, StoreError> {
         match self {
             Self::Embedded(s) => {
                 let s = s.clone();
+                let n = batches.len();
+                let changes: Vec<Change> = batches.into_iter().flat_map(|b| b.writes).collect();
                 tokio::task::spawn_blocking(move || s.write(&changes, &deletes))
                     .await
-                    .map_err(|e| StoreError::Database(e.to_string()))?
+                    .map_err(|e| StoreError::Database(e.to_string()))??;
+                Ok((0..n).map(|_| Outcome::Written(Vec::new())).collect())
             }
-            Self::Redis(s) => s.write(&changes, &deletes).await,
+            Self::Redis(s) => s.write(&batches, &deletes).await,
         }
     }
 
-    /// Lets go of what the store holds for this manager (the Redis lease).
+    /// Whether other managers write to this store too.
+    pub fn shared(&self) -> bool {
+        matches!(self, Self::Redis(_))
+    }
+
+    /// The name a generation field has in this store.
+    pub fn gen_field(&self, name: &str) -> String {
+        match self {
+            Self::Embedded(_) => name.to_owned(),
+            Self::Redis(s) => s.gen_field(name),
+        }
+    }
+
+    /// Lets go of the store at shutdown.
     pub async fn close(&self) {
         if let Self::Redis(s) = self {
             s.close().await;

@@ -1,16 +1,21 @@
 //! The Redis store. Every register is a Redis hash under a keyed hash of its
 //! storage key, holding its timestamp in the clear (`ms`, `c`, `n`, `d` for a
-//! deletion) and the whole change sealed (`v`). A Lua script merges a group
-//! of registers server-side in one step: it writes a register only when the
-//! incoming timestamp is larger than the stored one, by the same rule as the
-//! Rust merge, so no manager can move an object back in time.
+//! deletion) and the whole change sealed (`v`). One Lua script writes a
+//! group of batches server-side in one step:
+//!
+//! - it merges a register only when the incoming timestamp is larger than the
+//!   stored one, by the same rule as the Rust merge, so no manager can move
+//!   an object back in time;
+//! - a batch that places capacity first checks the generations of the
+//!   datacenters and the tenant it decided on (OpenStack Placement's
+//!   resource-provider generations) and is refused when another manager
+//!   moved one; written batches advance their generations;
+//! - every written batch is announced on a stream that every manager tails.
 //!
 //! Beside the objects: a key-check record sealed with the cluster secret
 //! (a manager with another secret stops before writing anything), the
-//! cluster id, the set of object keys, and a lease naming the one manager
-//! that writes (until managers coordinate placements through generations,
-//! a second manager on the same store is refused rather than allowed to
-//! over-commit).
+//! cluster id, the set of object keys, the generations, the feed, and when
+//! each datacenter's agent was last heard by any manager.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -18,28 +23,33 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use theia::state::Change;
 
-use super::StoreError;
 use super::sealed::{Sealer, Secret};
+use super::{Batch, Outcome, StoreError};
 
 const KEYCHECK: &str = "theia:keycheck";
 const KEYCHECK_TEXT: &[u8] = b"theia key check v1";
 const CLUSTER: &str = "theia:cluster";
 const OBJECTS: &str = "theia:objects";
-const LEASE: &str = "theia:lease";
+const GENERATIONS: &str = "theia:gen";
+const FEED: &str = "theia:feed";
+const SEEN: &str = "theia:seen";
+const MANAGERS: &str = "theia:managers";
 const OBJECT_PREFIX: &str = "theia:o:";
 
-/// How long the writer's lease lasts unless renewed.
-const LEASE_TTL: Duration = Duration::from_secs(10);
 /// How long one Redis command may take before the call fails.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Registers fetched per round trip when loading.
 const LOAD_CHUNK: usize = 512;
+/// Feed entries kept; a manager further behind reloads in full.
+const FEED_MAX: u64 = 100_000;
 
-/// Merges registers: `KEYS[1]` is the set of object keys, `KEYS[2..=n+1]`
-/// the objects to merge, the rest objects to delete; `ARGV[1]` is `n`, then
-/// five values per object: ms, counter, node, deleted (0/1), sealed value.
-/// Returns how many registers were written.
-const MERGE: &str = r#"
+/// `KEYS`: objects set, generations hash, feed, then every batch's object
+/// keys in order, then keys to delete. `ARGV`: manager id, feed length,
+/// batch count, then per batch: checks, bumps, writes (counts), the checks
+/// as field and expected value, the bumped fields, and five values per
+/// write (ms, counter, node, deleted 0/1, sealed value). Returns per batch
+/// -1 (conflict) or the number of bumps followed by their new values.
+const WRITE: &str = r#"
 local function node_gt(a, b)
   -- Byte order, as Rust compares strings (Lua's own comparison follows the
   -- server's locale).
@@ -50,12 +60,7 @@ local function node_gt(a, b)
   end
   return la > lb
 end
-local n = tonumber(ARGV[1])
-local written = 0
-for i = 1, n do
-  local key = KEYS[i + 1]
-  local at = 1 + (i - 1) * 5
-  local ms, c, node, del, val = ARGV[at + 1], ARGV[at + 2], ARGV[at + 3], ARGV[at + 4], ARGV[at + 5]
+local function merge(key, ms, c, node, del, val)
   local cur = redis.call('HMGET', key, 'ms', 'c', 'n', 'd')
   local newer
   if not cur[1] then
@@ -70,31 +75,56 @@ for i = 1, n do
   if newer then
     redis.call('HSET', key, 'ms', ms, 'c', c, 'n', node, 'd', del, 'v', val)
     redis.call('SADD', KEYS[1], key)
-    written = written + 1
   end
 end
-for j = n + 2, #KEYS do
+local out = {}
+local failed = {}
+local a, k = 4, 4
+for b = 1, tonumber(ARGV[3]) do
+  local nc, nb, nw = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
+  a = a + 3
+  local ok = true
+  local checked = {}
+  for i = 1, nc do
+    local f, want = ARGV[a], tonumber(ARGV[a + 1])
+    a = a + 2
+    checked[#checked + 1] = f
+    local have = tonumber(redis.call('HGET', KEYS[2], f) or '0')
+    if failed[f] or have ~= want then ok = false end
+  end
+  local bumps = {}
+  for i = 1, nb do bumps[i] = ARGV[a]; a = a + 1 end
+  if not ok then
+    -- Later batches of this manager were decided on top of this one.
+    for _, f in ipairs(checked) do failed[f] = true end
+    a = a + 5 * nw
+    k = k + nw
+    out[#out + 1] = -1
+  else
+    local keys = {}
+    for i = 1, nw do
+      merge(KEYS[k], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4])
+      keys[#keys + 1] = KEYS[k]
+      k = k + 1
+      a = a + 5
+    end
+    out[#out + 1] = nb
+    local gens = {}
+    for i = 1, nb do
+      local v = redis.call('HINCRBY', KEYS[2], bumps[i], 1)
+      out[#out + 1] = v
+      gens[#gens + 1] = bumps[i] .. '=' .. v
+    end
+    if nw > 0 then
+      redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], '*', 'm', ARGV[1], 'k', table.concat(keys, ' '), 'g', table.concat(gens, ' '))
+    end
+  end
+end
+for j = k, #KEYS do
   redis.call('DEL', KEYS[j])
   redis.call('SREM', KEYS[1], KEYS[j])
 end
-return written
-"#;
-
-/// Takes or renews the lease for `ARGV[1]` for `ARGV[2]` ms; returns the
-/// holder (the caller when it succeeded).
-const LEASE_SCRIPT: &str = r#"
-local holder = redis.call('GET', KEYS[1])
-if not holder or holder == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return ARGV[1]
-end
-return holder
-"#;
-
-/// Gives the lease up if `ARGV[1]` holds it.
-const UNLEASE_SCRIPT: &str = r#"
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-return 0
+return out
 "#;
 
 /// A Redis URL without its password, for logs and `ClusterService`.
@@ -114,27 +144,46 @@ fn redis_err(location: &str) -> impl Fn(redis::RedisError) -> StoreError + '_ {
     move |e| StoreError::Unavailable(format!("Redis at {location}: {e}"))
 }
 
+/// One written batch of another manager, as the feed announced it.
+#[derive(Debug)]
+pub struct FeedEntry {
+    /// The manager that wrote it.
+    pub manager: String,
+    /// Its registers, as stored now (they may be newer than the batch).
+    pub changes: Vec<Change>,
+    /// The generations it advanced, and to what.
+    pub generations: Vec<(String, u64)>,
+}
+
+/// What the feed had after a position.
+#[derive(Debug, Default)]
+pub struct FeedRead {
+    /// Where to read on from.
+    pub position: String,
+    /// The entries, oldest first.
+    pub entries: Vec<FeedEntry>,
+    /// Entries after the old position were trimmed away: reload in full.
+    pub missed: bool,
+}
+
 /// A manager cluster's store in Redis.
 pub struct RedisStore {
     conn: ConnectionManager,
+    /// A connection of its own for the feed: a blocking read on the shared
+    /// one would hold every write behind it.
+    feed_conn: ConnectionManager,
     sealer: Sealer,
     location: String,
     cluster_id: String,
     manager_id: String,
-    merge: redis::Script,
-    lease: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for RedisStore {
-    fn drop(&mut self) {
-        self.lease.abort();
-    }
+    feed_start: String,
+    write: redis::Script,
 }
 
 impl RedisStore {
     /// Connects to `url`, checks `secret` against the cluster's key-check
     /// record (writing one only for a new cluster), reads or makes the
-    /// cluster id and takes the writer's lease for `manager_id`.
+    /// cluster id, and notes where the feed stands before anything is read.
     pub async fn open(url: &str, secret: &Secret, manager_id: &str) -> Result<Self, StoreError> {
         let location = redact(url);
         let client = redis::Client::open(url).map_err(|e| {
@@ -144,12 +193,17 @@ impl RedisStore {
             .set_connection_timeout(Some(RESPONSE_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(2);
+        let unreachable = |e: redis::RedisError| {
+            StoreError::Unavailable(format!("cannot reach Redis at {location}: {e}"))
+        };
         let mut conn = client
+            .get_connection_manager_with_config(config.clone())
+            .await
+            .map_err(unreachable)?;
+        let feed_conn = client
             .get_connection_manager_with_config(config)
             .await
-            .map_err(|e| {
-                StoreError::Unavailable(format!("cannot reach Redis at {location}: {e}"))
-            })?;
+            .map_err(unreachable)?;
         let sealer = Sealer::new(secret);
         let err = redis_err(&location);
 
@@ -158,12 +212,8 @@ impl RedisStore {
             .query_async(&mut conn)
             .await
             .map_err(&err)?;
-        match check {
-            Some(sealed) => {
-                if sealer.open(KEYCHECK.as_bytes(), &sealed).as_deref() != Ok(KEYCHECK_TEXT) {
-                    return Err(StoreError::WrongSecret(location.clone()));
-                }
-            }
+        let stored = match check {
+            Some(sealed) => sealed,
             None => {
                 let sealed = sealer.seal(KEYCHECK.as_bytes(), KEYCHECK_TEXT);
                 let _: Option<String> = redis::cmd("SET")
@@ -174,15 +224,15 @@ impl RedisStore {
                     .await
                     .map_err(&err)?;
                 // Another manager may have made the cluster at the same moment.
-                let stored: Vec<u8> = redis::cmd("GET")
+                redis::cmd("GET")
                     .arg(KEYCHECK)
                     .query_async(&mut conn)
                     .await
-                    .map_err(&err)?;
-                if sealer.open(KEYCHECK.as_bytes(), &stored).as_deref() != Ok(KEYCHECK_TEXT) {
-                    return Err(StoreError::WrongSecret(location.clone()));
-                }
+                    .map_err(&err)?
             }
+        };
+        if sealer.open(KEYCHECK.as_bytes(), &stored).as_deref() != Ok(KEYCHECK_TEXT) {
+            return Err(StoreError::WrongSecret(location.clone()));
         }
         let _: Option<String> = redis::cmd("SET")
             .arg(CLUSTER)
@@ -196,32 +246,19 @@ impl RedisStore {
             .query_async(&mut conn)
             .await
             .map_err(&err)?;
-
-        let lease_script = redis::Script::new(LEASE_SCRIPT);
-        let holder = take_lease(&lease_script, &mut conn, manager_id)
-            .await
-            .map_err(&err)?;
-        if holder != manager_id {
-            return Err(StoreError::Busy(format!(
-                "manager {holder:?} is writing to Redis at {location}; this version runs one manager per Redis store at a time (it takes over within {}s of the other stopping)",
-                LEASE_TTL.as_secs()
-            )));
-        }
-        let lease = tokio::spawn(renew_lease(
-            lease_script,
-            conn.clone(),
-            manager_id.to_owned(),
-            location.clone(),
-        ));
+        // Entries after this point reach this manager through the feed even
+        // if they land while it loads; merging one twice changes nothing.
+        let feed_start = last_feed_id(&mut conn).await.map_err(&err)?;
         drop(err);
         Ok(Self {
             conn,
+            feed_conn,
             sealer,
             location,
             cluster_id,
             manager_id: manager_id.to_owned(),
-            merge: redis::Script::new(MERGE),
-            lease,
+            feed_start,
+            write: redis::Script::new(WRITE),
         })
     }
 
@@ -235,11 +272,25 @@ impl RedisStore {
         &self.location
     }
 
+    /// Where the feed stood when this store was opened.
+    pub fn feed_start(&self) -> &str {
+        &self.feed_start
+    }
+
     /// The Redis key of a register.
     fn object_key(&self, storage_key: &str) -> String {
         format!("{OBJECT_PREFIX}{}", self.sealer.hash(storage_key))
     }
 
+    /// The field of a generation (`dc/<id>`, `tenant/<name>`, …).
+    pub fn gen_field(&self, name: &str) -> String {
+        self.sealer.hash(&format!("generation/{name}"))
+    }
+
+    /// The field under which a datacenter's last-heard time is shared.
+    pub fn seen_field(&self, dc: &str) -> String {
+        self.sealer.hash(&format!("seen/{dc}"))
+    }
     /// Every stored register. A value that does not open, or whose clear
     /// timestamp differs from the sealed one, is reported and refused.
     pub async fn load(&self) -> Result<Vec<Change>, StoreError> {
@@ -300,86 +351,281 @@ impl RedisStore {
         Ok(change)
     }
 
-    /// Merges `changes` and deletes `deletes` (storage keys) in one script
-    /// run: all or nothing. With Redis's append-only file and
-    /// `appendfsync always`, an answer means it survives a Redis restart.
-    pub async fn write(&self, changes: &[Change], deletes: &[String]) -> Result<(), StoreError> {
-        if changes.is_empty() && deletes.is_empty() {
-            return Ok(());
+    /// Writes a group of batches in one script run, each all or nothing;
+    /// see [`Store::write`](super::Store::write). With Redis's append-only
+    /// file and `appendfsync always`, an answer means it survives a Redis
+    /// restart.
+    pub async fn write(
+        &self,
+        batches: &[Batch],
+        deletes: &[String],
+    ) -> Result<Vec<Outcome>, StoreError> {
+        if batches
+            .iter()
+            .all(|b| b.writes.is_empty() && b.bumps.is_empty())
+            && deletes.is_empty()
+        {
+            return Ok(batches
+                .iter()
+                .map(|_| Outcome::Written(Vec::new()))
+                .collect());
         }
-        let mut call = self.merge.prepare_invoke();
-        call.key(OBJECTS).arg(changes.len());
-        for change in changes {
-            let key = self.object_key(&change.storage_key());
-            let json =
-                serde_json::to_vec(change).map_err(|e| StoreError::Database(e.to_string()))?;
-            let ts = change.timestamp();
-            let deleted = if change.is_tombstone() { "1" } else { "0" };
-            let sealed = self.sealer.seal(key.as_bytes(), &json);
-            call.key(&key)
-                .arg(ts.ms)
-                .arg(ts.counter)
-                .arg(&ts.node)
-                .arg(deleted)
-                .arg(sealed);
+        let mut call = self.write.prepare_invoke();
+        call.key(OBJECTS).key(GENERATIONS).key(FEED);
+        call.arg(&self.manager_id).arg(FEED_MAX).arg(batches.len());
+        for batch in batches {
+            call.arg(batch.checks.len())
+                .arg(batch.bumps.len())
+                .arg(batch.writes.len());
+            for (field, expected) in &batch.checks {
+                call.arg(field).arg(*expected);
+            }
+            for field in &batch.bumps {
+                call.arg(field);
+            }
+            for change in &batch.writes {
+                let key = self.object_key(&change.storage_key());
+                let json =
+                    serde_json::to_vec(change).map_err(|e| StoreError::Database(e.to_string()))?;
+                let ts = change.timestamp();
+                let deleted = if change.is_tombstone() { "1" } else { "0" };
+                let sealed = self.sealer.seal(key.as_bytes(), &json);
+                call.key(&key)
+                    .arg(ts.ms)
+                    .arg(ts.counter)
+                    .arg(&ts.node)
+                    .arg(deleted)
+                    .arg(sealed);
+            }
         }
         for storage_key in deletes {
             call.key(self.object_key(storage_key));
         }
         let mut conn = self.conn.clone();
-        let _: u64 = call
+        let answer: Vec<i64> = call
             .invoke_async(&mut conn)
             .await
             .map_err(redis_err(&self.location))?;
-        Ok(())
+        let mut answer = answer.into_iter();
+        let mut out = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let bad = || StoreError::Database("the write script answered out of shape".to_owned());
+            let n = answer.next().ok_or_else(bad)?;
+            if n < 0 {
+                out.push(Outcome::Conflict);
+                continue;
+            }
+            let mut gens = Vec::with_capacity(batch.bumps.len());
+            for field in &batch.bumps {
+                let v = answer.next().ok_or_else(bad)?;
+                gens.push((field.clone(), u64::try_from(v).unwrap_or(0)));
+            }
+            out.push(Outcome::Written(gens));
+        }
+        Ok(out)
     }
 
-    /// Gives the writer's lease up, so that another manager may start at once.
-    pub async fn close(&self) {
-        self.lease.abort();
+    /// Other managers' batches after `position`, waiting up to `block` for
+    /// one; each register read as it is stored now.
+    pub async fn read_feed(&self, position: &str, block: Duration) -> Result<FeedRead, StoreError> {
+        let err = redis_err(&self.location);
+        let mut conn = self.feed_conn.clone();
+        let block_ms = u64::try_from(block.as_millis()).unwrap_or(1000);
+        let reply: redis::Value = redis::cmd("XREAD")
+            .arg("COUNT")
+            .arg(512)
+            .arg("BLOCK")
+            .arg(block_ms)
+            .arg("STREAMS")
+            .arg(FEED)
+            .arg(position)
+            .query_async(&mut conn)
+            .await
+            .map_err(&err)?;
+        let raw = stream_entries(reply);
+        let missed = if position == "0-0" || raw.is_empty() {
+            false
+        } else {
+            // Trimmed entries newer than where this manager stood were lost to it.
+            let trimmed = max_deleted_id(&mut conn).await.map_err(&err)?;
+            id_le(position, &trimmed)
+        };
+        let mut read = FeedRead {
+            position: raw
+                .last()
+                .map_or_else(|| position.to_owned(), |(id, _)| id.clone()),
+            entries: Vec::new(),
+            missed,
+        };
+        for (_, fields) in raw {
+            let manager = fields.get("m").cloned().unwrap_or_default();
+            if manager == self.manager_id {
+                continue;
+            }
+            let keys: Vec<&str> = fields
+                .get("k")
+                .map(|k| k.split(' ').filter(|s| !s.is_empty()).collect())
+                .unwrap_or_default();
+            let mut pipe = redis::pipe();
+            for key in &keys {
+                pipe.cmd("HGETALL").arg(*key);
+            }
+            let rows: Vec<HashMap<String, Vec<u8>>> =
+                pipe.query_async(&mut conn).await.map_err(&err)?;
+            let mut changes = Vec::with_capacity(rows.len());
+            for (key, row) in keys.iter().zip(rows) {
+                if !row.is_empty() {
+                    changes.push(self.decode(key, &row)?);
+                }
+            }
+            let generations = fields
+                .get("g")
+                .map(|g| {
+                    g.split(' ')
+                        .filter_map(|kv| kv.split_once('='))
+                        .filter_map(|(f, v)| Some((f.to_owned(), v.parse().ok()?)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            read.entries.push(FeedEntry {
+                manager,
+                changes,
+                generations,
+            });
+        }
+        Ok(read)
+    }
+
+    /// Shares when this manager last heard each of `seen` (datacenter, Unix
+    /// ms), and this manager's own announcement; returns every manager's
+    /// announcement and the shared last-heard times by field.
+    pub async fn exchange_seen(
+        &self,
+        seen: &[(String, u64)],
+        announcement: &str,
+    ) -> Result<(HashMap<String, u64>, HashMap<String, String>), StoreError> {
+        let err = redis_err(&self.location);
         let mut conn = self.conn.clone();
-        let _: Result<i64, _> = redis::Script::new(UNLEASE_SCRIPT)
-            .key(LEASE)
+        let mut pipe = redis::pipe();
+        for (dc, ms) in seen {
+            // Keep the latest of what every manager heard.
+            pipe.cmd("EVAL")
+                .arg("local c = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0') if tonumber(ARGV[2]) > c then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end return 0")
+                .arg(1).arg(SEEN).arg(self.seen_field(dc)).arg(*ms)
+                .ignore();
+        }
+        let sealed = self
+            .sealer
+            .seal(MANAGERS.as_bytes(), announcement.as_bytes());
+        pipe.cmd("HSET")
+            .arg(MANAGERS)
             .arg(&self.manager_id)
-            .invoke_async(&mut conn)
-            .await;
+            .arg(sealed)
+            .ignore();
+        pipe.cmd("HGETALL").arg(SEEN);
+        pipe.cmd("HGETALL").arg(MANAGERS);
+        let (shared, managers): (HashMap<String, u64>, HashMap<String, Vec<u8>>) =
+            pipe.query_async(&mut conn).await.map_err(&err)?;
+        let managers = managers
+            .into_iter()
+            .filter_map(|(id, sealed)| {
+                let text = self.sealer.open(MANAGERS.as_bytes(), &sealed).ok()?;
+                Some((id, String::from_utf8(text).ok()?))
+            })
+            .collect();
+        Ok((shared, managers))
+    }
+
+    /// Nothing to let go of: every write is durable when answered.
+    pub async fn close(&self) {}
+}
+
+/// The feed's last written id (`0-0` before the first write).
+async fn last_feed_id(conn: &mut ConnectionManager) -> redis::RedisResult<String> {
+    let exists: bool = redis::cmd("EXISTS").arg(FEED).query_async(conn).await?;
+    if !exists {
+        return Ok("0-0".to_owned());
+    }
+    feed_info(conn, "last-generated-id").await
+}
+
+/// The newest id trimmed off the feed.
+async fn max_deleted_id(conn: &mut ConnectionManager) -> redis::RedisResult<String> {
+    feed_info(conn, "max-deleted-entry-id").await
+}
+
+async fn feed_info(conn: &mut ConnectionManager, field: &str) -> redis::RedisResult<String> {
+    let info: HashMap<String, redis::Value> = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg(FEED)
+        .query_async(conn)
+        .await?;
+    Ok(info
+        .get(field)
+        .and_then(value_text)
+        .unwrap_or_else(|| "0-0".to_owned()))
+}
+
+fn value_text(v: &redis::Value) -> Option<String> {
+    match v {
+        redis::Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        redis::Value::SimpleString(s) => Some(s.clone()),
+        _ => None,
     }
 }
 
-async fn take_lease(
-    script: &redis::Script,
-    conn: &mut ConnectionManager,
-    manager_id: &str,
-) -> redis::RedisResult<String> {
-    let ttl_ms = u64::try_from(LEASE_TTL.as_millis()).unwrap_or(u64::MAX);
-    script
-        .key(LEASE)
-        .arg(manager_id)
-        .arg(ttl_ms)
-        .invoke_async(conn)
-        .await
+/// Whether stream id `a` is at or before `b` (`ms-seq`).
+fn id_le(a: &str, b: &str) -> bool {
+    let parse = |id: &str| {
+        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+        (
+            ms.parse::<u64>().unwrap_or(0),
+            seq.parse::<u64>().unwrap_or(0),
+        )
+    };
+    parse(a) <= parse(b)
 }
 
-async fn renew_lease(
-    script: redis::Script,
-    mut conn: ConnectionManager,
-    manager_id: String,
-    location: String,
-) {
-    let mut tick = tokio::time::interval(LEASE_TTL / 3);
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        match take_lease(&script, &mut conn, &manager_id).await {
-            Ok(holder) if holder == manager_id => {}
-            Ok(holder) => {
-                tracing::error!(%holder, redis = %location, "another manager took the Redis store's lease")
+/// The entries of an XREAD reply for one stream: (id, fields).
+fn stream_entries(reply: redis::Value) -> Vec<(String, HashMap<String, String>)> {
+    use redis::Value;
+    let mut out = Vec::new();
+    let streams = match reply {
+        Value::Array(s) => s,
+        Value::Map(m) => m
+            .into_iter()
+            .map(|(k, v)| Value::Array(vec![k, v]))
+            .collect(),
+        _ => return out,
+    };
+    for stream in streams {
+        let Value::Array(mut parts) = stream else {
+            continue;
+        };
+        let Some(Value::Array(entries)) = parts.pop() else {
+            continue;
+        };
+        for entry in entries {
+            let Value::Array(mut e) = entry else { continue };
+            if e.len() != 2 {
+                continue;
             }
-            Err(e) => {
-                tracing::warn!(error = %e, redis = %location, "cannot renew the Redis store's lease; will retry")
+            let fields = e.pop();
+            let id = e.pop().as_ref().and_then(value_text).unwrap_or_default();
+            let mut map = HashMap::new();
+            if let Some(Value::Array(kv)) = fields {
+                for pair in kv.chunks(2) {
+                    if let [k, v] = pair {
+                        if let (Some(k), Some(v)) = (value_text(k), value_text(v)) {
+                            map.insert(k, v);
+                        }
+                    }
+                }
             }
+            out.push((id, map));
         }
     }
+    out
 }
 
 #[cfg(test)]
@@ -473,6 +719,66 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_is_written_only_while_its_generations_hold() {
+        let server = Server::start();
+        let store = open(server.1).await;
+        let f = store.gen_field("dc/dc-a");
+        let g = store.gen_field("tenant/acme");
+        let batch = |checks: Vec<(String, u64)>, bumps: Vec<String>| Batch {
+            writes: round(&mut rand::rngs::StdRng::seed_from_u64(1), 1, 0),
+            checks,
+            bumps,
+        };
+        use rand::SeedableRng;
+        let out = store
+            .write(&[batch(vec![(f.clone(), 0)], vec![f.clone()])], &[])
+            .await
+            .unwrap();
+        assert_eq!(out, vec![Outcome::Written(vec![(f.clone(), 1)])]);
+        let out = store
+            .write(
+                &[
+                    batch(vec![(f.clone(), 0)], vec![f.clone()]),
+                    // Right on its own, but decided on top of the refused one.
+                    batch(vec![(f.clone(), 1)], vec![f.clone()]),
+                    batch(vec![(g.clone(), 0)], vec![g.clone()]),
+                    batch(vec![], vec![f.clone()]),
+                ],
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            vec![
+                Outcome::Conflict,
+                Outcome::Conflict,
+                Outcome::Written(vec![(g.clone(), 1)]),
+                Outcome::Written(vec![(f.clone(), 2)]),
+            ]
+        );
+        let mut conn = store.conn.clone();
+        let feed: u64 = redis::cmd("XLEN")
+            .arg(FEED)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(
+            feed, 3,
+            "every written batch is announced, refused ones are not"
+        );
+        let read = store
+            .read_feed("0-0", Duration::from_millis(10))
+            .await
+            .unwrap();
+        assert!(
+            read.entries.is_empty(),
+            "a manager does not read its own writes back"
+        );
+        assert_eq!(read.position.split('-').count(), 2, "{}", read.position);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_lua_merge_agrees_with_the_rust_merge() {
         use rand::{Rng, SeedableRng};
         let server = Server::start();
@@ -486,7 +792,11 @@ mod tests {
             let mut rest = writes.as_slice();
             while !rest.is_empty() {
                 let take = rng.random_range(1..=rest.len());
-                store.write(&rest[..take], &[]).await.unwrap();
+                let batch = Batch {
+                    writes: rest[..take].to_vec(),
+                    ..Batch::default()
+                };
+                store.write(&[batch], &[]).await.unwrap();
                 rest = &rest[take..];
             }
             for w in &writes {
@@ -519,6 +829,7 @@ mod tests {
             .map(|k| format!("profile/{k}"))
             .collect();
         store.write(&[], &gone).await.unwrap();
+        assert!(id_le("5-1", "5-1") && id_le("4-9", "5-0") && !id_le("6-0", "5-9"));
         assert_eq!(store.load().await.unwrap().len(), expected.len() - 3);
     }
 

@@ -1,0 +1,205 @@
+//! A manager cluster: two managers on one Redis, each with one agent. Both
+//! take claims at once for one tenant on both datacenters; neither a
+//! datacenter's capacity nor the tenant's quota is ever exceeded, both
+//! managers show the same books, and each agent applies what either
+//! manager placed on it.
+
+use std::collections::BTreeMap;
+
+use theia::api::v1;
+use tonic::Code;
+
+use crate::common::*;
+
+const SECRET: &str = "c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1";
+
+fn live_units(claims: &[v1::Claim]) -> BTreeMap<String, u32> {
+    let mut out = BTreeMap::new();
+    for c in claims
+        .iter()
+        .filter(|c| c.state != v1::ClaimState::Released as i32)
+    {
+        for p in &c.placements {
+            *out.entry(p.datacenter.clone()).or_default() += p.units;
+        }
+    }
+    out
+}
+
+fn live_ids(claims: &[v1::Claim], dc: &str) -> Vec<String> {
+    let mut ids: Vec<String> = claims
+        .iter()
+        .filter(|c| c.state != v1::ClaimState::Released as i32)
+        .filter(|c| c.placements.iter().any(|p| p.datacenter == dc))
+        .map(|c| c.id.clone())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_managers_take_claims_at_once_without_over_commit_and_converge() {
+    init();
+    let redis = TestRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = TestManager::start_with(redis_config(&dir.path().join("a"), &redis, SECRET)).await;
+    let b = TestManager::start_with(redis_config(&dir.path().join("b"), &redis, SECRET)).await;
+    let agent_a = TestAgent::start(
+        vec![a.url()],
+        "dc-a",
+        &[("region", "eu")],
+        "compute.vcpu=16",
+        dir.path().join("agent-a"),
+    );
+    let agent_b = TestAgent::start(
+        vec![b.url()],
+        "dc-b",
+        &[("region", "eu")],
+        "compute.vcpu=16",
+        dir.path().join("agent-b"),
+    );
+    let mut on_a = Clients::new(a.channel().await);
+    let mut on_b = Clients::new(b.channel().await);
+
+    // Each manager hears one agent; both see both datacenters alive.
+    for api in [&on_a, &on_b] {
+        api.wait_liveness("dc-a", v1::Liveness::Alive).await;
+        api.wait_liveness("dc-b", v1::Liveness::Alive).await;
+    }
+    on_a.create_tenant("acme", &[("compute.vcpu", "20")]).await;
+    on_b.create_profile("one", &[("compute.vcpu", "1")]).await;
+    eventually("each manager sees what the other created", || {
+        let (mut a, mut b) = (on_a.clone(), on_b.clone());
+        async move {
+            let t = b
+                .tenants
+                .get_tenant(v1::GetTenantRequest {
+                    name: "acme".into(),
+                })
+                .await
+                .ok()?;
+            let p = a
+                .profiles
+                .get_profile(v1::GetProfileRequest { name: "one".into() })
+                .await
+                .ok()?;
+            Some((t, p))
+        }
+    })
+    .await;
+
+    // Six clients, alternating managers, 60 claims of one vCPU: the quota
+    // (20) is the limit, capacity (32) is not reached.
+    let mut clients = tokio::task::JoinSet::new();
+    for worker in 0..6 {
+        let mut api = if worker % 2 == 0 {
+            on_a.clone()
+        } else {
+            on_b.clone()
+        };
+        clients.spawn(async move {
+            let mut acked = Vec::new();
+            for _ in 0..10 {
+                match api.create_claim(spec("acme", "one", 1)).await {
+                    Ok(c) => acked.push(c.id),
+                    Err(s) => assert!(
+                        matches!(s.code(), Code::ResourceExhausted | Code::Aborted),
+                        "only a full quota or a lost race may refuse: {s}"
+                    ),
+                }
+            }
+            acked
+        });
+    }
+    let mut acked = Vec::new();
+    while let Some(done) = clients.join_next().await {
+        acked.extend(done.expect("client"));
+    }
+    assert!(
+        !acked.is_empty() && acked.len() <= 20,
+        "{} claims acknowledged",
+        acked.len()
+    );
+
+    // Both managers converge on the same books, with every acknowledged claim.
+    let settled = eventually("both managers show the same claims", || {
+        let (mut a, mut b) = (on_a.clone(), on_b.clone());
+        async move {
+            let (ca, cb) = (a.all_claims().await, b.all_claims().await);
+            (claims_snapshot(&ca) == claims_snapshot(&cb)).then_some(ca)
+        }
+    })
+    .await;
+    let mut shown: Vec<String> = settled.iter().map(|c| c.id.clone()).collect();
+    shown.sort();
+    acked.sort();
+    assert_eq!(
+        shown, acked,
+        "exactly the acknowledged claims, on both managers"
+    );
+    let units = live_units(&settled);
+    assert!(
+        units.values().sum::<u32>() <= 20,
+        "the tenant's quota holds: {units:?}"
+    );
+    assert!(
+        units.values().all(|u| *u <= 16),
+        "no datacenter over capacity: {units:?}"
+    );
+
+    // Each agent applies what either manager placed on its datacenter.
+    for (agent, dc) in [(&agent_a, "dc-a"), (&agent_b, "dc-b")] {
+        let want = live_ids(&settled, dc);
+        eventually(&format!("{dc}'s agent holds its placements"), || {
+            let held = agent.held();
+            let want = want.clone();
+            async move { (held == want).then_some(()) }
+        })
+        .await;
+    }
+
+    // A release on one manager is seen on the other, and by the agent.
+    let victim = settled
+        .iter()
+        .find(|c| c.placements.iter().any(|p| p.datacenter == "dc-a"))
+        .map(|c| c.id.clone());
+    if let Some(id) = victim {
+        on_b.claims
+            .release_claim(v1::ReleaseClaimRequest { id: id.clone() })
+            .await
+            .unwrap();
+        eventually(
+            "the release reaches the other manager and the agent",
+            || {
+                let mut a = on_a.clone();
+                let held = agent_a.held();
+                let id = id.clone();
+                async move {
+                    let c = a.claim(&id).await;
+                    (c.state == v1::ClaimState::Released as i32 && !held.contains(&id))
+                        .then_some(())
+                }
+            },
+        )
+        .await;
+    }
+    let status = eventually("each manager lists both", || {
+        let mut a = on_a.clone();
+        async move {
+            let s = a
+                .cluster
+                .get_cluster_status(v1::GetClusterStatusRequest {})
+                .await
+                .ok()?
+                .into_inner();
+            (s.managers.len() == 2).then_some(s)
+        }
+    })
+    .await;
+    assert_eq!(status.cluster_id, on_b.cluster_id().await, "one cluster");
+
+    agent_a.stop().await;
+    agent_b.stop().await;
+    a.stop().await;
+    b.stop().await;
+}
