@@ -116,12 +116,15 @@ impl Agents {
         Ok(id)
     }
 
-    /// Forgets session `id` of `dc`, unless a newer one replaced it.
-    pub fn unregister(&self, dc: &str, id: u64) {
+    /// Forgets session `id` of `dc`, unless a newer one replaced it; says
+    /// whether it was the current one.
+    pub fn unregister(&self, dc: &str, id: u64) -> bool {
         let mut inner = self.lock();
         if inner.sessions.get(dc).is_some_and(|s| s.id == id) {
             inner.sessions.remove(dc);
+            return true;
         }
+        false
     }
 
     /// Sends to `dc`'s agent if it is connected. An agent too slow to keep

@@ -57,6 +57,15 @@ impl App {
         }
     }
 
+    /// How long this manager's hold on an agent stream lasts unless renewed:
+    /// when it dies, another manager may take the datacenter over after this.
+    pub fn stream_lease(&self) -> std::time::Duration {
+        self.config
+            .liveness
+            .suspect_after
+            .max(self.config.heartbeat_interval * 3)
+    }
+
     /// Tells long-lived streams to end.
     pub fn stop(&self) {
         self.stop.send_replace(true);

@@ -104,10 +104,22 @@ pub async fn exchange(app: Arc<App>) {
             "version": me.version,
         })
         .to_string();
-        match redis
-            .exchange_seen(&app.agents.heard_here(), &announcement)
-            .await
-        {
+        let heard_here = app.agents.heard_here();
+        for (dc, _) in &heard_here {
+            match redis
+                .take_stream(dc, &app.manager_id, app.stream_lease())
+                .await
+            {
+                Ok(None) => {}
+                Ok(Some(holder)) => {
+                    tracing::warn!(datacenter = %dc, %holder, "another manager took this datacenter's stream over")
+                }
+                Err(e) => {
+                    tracing::warn!(datacenter = %dc, error = %e, "cannot renew the stream lease; will retry")
+                }
+            }
+        }
+        match redis.exchange_seen(&heard_here, &announcement).await {
             Ok((seen, managers)) => {
                 let dcs: Vec<String> = {
                     let ledger = app.ledger.lock().await;

@@ -203,3 +203,74 @@ async fn two_managers_take_claims_at_once_without_over_commit_and_converge() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_a_manager_dies_its_agent_fails_over_and_keeps_what_it_applied() {
+    init();
+    let redis = TestRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = TestManager::start_with(redis_config(&dir.path().join("a"), &redis, SECRET)).await;
+    let b = TestManager::start_with(redis_config(&dir.path().join("b"), &redis, SECRET)).await;
+    let agent = TestAgent::start(
+        vec![a.url(), b.url()],
+        "dc-x",
+        &[("region", "eu")],
+        "compute.vcpu=16",
+        dir.path().join("agent"),
+    );
+    let mut on_b = Clients::new(b.channel().await);
+    on_b.wait_liveness("dc-x", v1::Liveness::Alive).await;
+    on_b.create_tenant("acme", &[]).await;
+    on_b.create_profile("one", &[("compute.vcpu", "1")]).await;
+    // Placed by b, applied by the agent a serves: the feed carried it.
+    let claim = on_b.create_claim(spec("acme", "one", 2)).await.unwrap();
+    let held = eventually("the agent applies what the other manager placed", || {
+        let held = agent.held();
+        let applied = held.contains(&claim.id);
+        async move { applied.then_some(held) }
+    })
+    .await;
+
+    // While a serves dc-x, a second agent for it at b is a standby.
+    let hello = v1::AgentMessage {
+        body: Some(v1::agent_message::Body::Hello(v1::Hello {
+            datacenter: "dc-x".into(),
+            ..Default::default()
+        })),
+    };
+    let mut agents = v1::agent_service_client::AgentServiceClient::new(b.channel().await);
+    let refused = agents
+        .connect(tokio_stream::iter(vec![hello]))
+        .await
+        .expect_err("a second stream for dc-x");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused}");
+    assert!(refused.message().contains("standby"), "{refused}");
+
+    a.kill().await;
+    eventually("b serves dc-x once a's hold on its stream ran out", || {
+        let mut b = on_b.clone();
+        async move {
+            let s = b
+                .cluster
+                .get_cluster_status(v1::GetClusterStatusRequest {})
+                .await
+                .ok()?
+                .into_inner();
+            (s.connected_agents == 1).then_some(())
+        }
+    })
+    .await;
+    on_b.wait_liveness("dc-x", v1::Liveness::Alive).await;
+    let c = on_b.claim(&claim.id).await;
+    assert!(
+        !c.at_risk && c.state == v1::ClaimState::Active as i32,
+        "{c:?}"
+    );
+    assert_eq!(
+        agent.held(),
+        held,
+        "nothing was released because of the failover"
+    );
+    agent.stop().await;
+    b.stop().await;
+}

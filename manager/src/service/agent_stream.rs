@@ -24,6 +24,7 @@ use super::Api;
 use crate::app::desired_state;
 use crate::error::ApiError;
 use crate::ledger::{Ledger, wall_ms};
+use crate::store::Store;
 use crate::writer::Durable;
 
 /// How long a new stream may take to say Hello.
@@ -194,7 +195,11 @@ impl Api {
                 tracing::warn!(datacenter = %dc, error = %e, "agent message not taken");
             }
         }
-        self.agents.unregister(&dc, id);
+        if self.agents.unregister(&dc, id) {
+            if let Store::Redis(redis) = &*self.store {
+                redis.release_stream(&dc, &self.manager_id).await;
+            }
+        }
     }
 }
 
@@ -227,6 +232,21 @@ impl AgentService for Api {
         validate_labels("hello.labels", &labels).map_err(ApiError::from)?;
         let dc = hello.datacenter.clone();
 
+        // In a cluster exactly one manager serves a datacenter's stream.
+        if let Store::Redis(redis) = &*self.store {
+            match redis
+                .take_stream(&dc, &self.manager_id, self.stream_lease())
+                .await
+            {
+                Ok(None) => {}
+                Ok(Some(holder)) => {
+                    return Err(Status::failed_precondition(format!(
+                        "datacenter {dc:?} is served by manager {holder:?}; this agent stays a standby"
+                    )));
+                }
+                Err(e) => return Err(ApiError::from(e).into()),
+            }
+        }
         let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
         // Register, record, greet and send the desired state under the ledger
         // lock, so that no Assign or Release can slip in before the full set.

@@ -35,6 +35,7 @@ const FEED: &str = "theia:feed";
 const SEEN: &str = "theia:seen";
 const MANAGERS: &str = "theia:managers";
 const OBJECT_PREFIX: &str = "theia:o:";
+const STREAM_PREFIX: &str = "theia:stream:";
 
 /// How long one Redis command may take before the call fails.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -125,6 +126,23 @@ for j = k, #KEYS do
   redis.call('SREM', KEYS[1], KEYS[j])
 end
 return out
+"#;
+
+/// Takes or renews a stream lease for `ARGV[1]` for `ARGV[2]` ms; returns
+/// the holder (the caller when it succeeded).
+const TAKE_STREAM: &str = r#"
+local holder = redis.call('GET', KEYS[1])
+if not holder or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return ARGV[1]
+end
+return holder
+"#;
+
+/// Gives a stream lease up if `ARGV[1]` holds it.
+const RELEASE_STREAM: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
 "#;
 
 /// A Redis URL without its password, for logs and `ClusterService`.
@@ -534,6 +552,44 @@ impl RedisStore {
             })
             .collect();
         Ok((shared, managers))
+    }
+
+    /// Takes (or renews) the lease on `dc`'s agent stream for `holder`
+    /// for `ttl`; answers the other holder when another manager has it.
+    pub async fn take_stream(
+        &self,
+        dc: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Option<String>, StoreError> {
+        let key = format!(
+            "{STREAM_PREFIX}{}",
+            self.sealer.hash(&format!("stream/{dc}"))
+        );
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut conn = self.conn.clone();
+        let current: String = redis::Script::new(TAKE_STREAM)
+            .key(&key)
+            .arg(holder)
+            .arg(ttl_ms)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(redis_err(&self.location))?;
+        Ok((current != holder).then_some(current))
+    }
+
+    /// Gives up the lease on `dc`'s stream if `holder` has it.
+    pub async fn release_stream(&self, dc: &str, holder: &str) {
+        let key = format!(
+            "{STREAM_PREFIX}{}",
+            self.sealer.hash(&format!("stream/{dc}"))
+        );
+        let mut conn = self.conn.clone();
+        let _: Result<i64, _> = redis::Script::new(RELEASE_STREAM)
+            .key(&key)
+            .arg(holder)
+            .invoke_async(&mut conn)
+            .await;
     }
 
     /// Nothing to let go of: every write is durable when answered.
