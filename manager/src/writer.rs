@@ -15,7 +15,9 @@
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::{Arc, Weak};
 
+use theia::api::v1;
 use theia::api::v1::ManagerMessage;
+use theia::api::v1::manager_message::Body;
 use theia::state::Change;
 use tokio::sync::{mpsc, oneshot};
 
@@ -214,6 +216,29 @@ async fn settle(
             for job in failed_jobs.iter().rev() {
                 for (change, prior) in job.undo.iter().rev() {
                     ledger.books.restore(change, prior.clone());
+                }
+            }
+            // An agent that connected meanwhile got the undone claims in its
+            // desired set: take them back.
+            for job in &failed_jobs {
+                for (change, _) in &job.undo {
+                    if let theia::state::Change::Claim { key, register } = change {
+                        for p in register
+                            .get()
+                            .map(|c| c.placements.as_slice())
+                            .unwrap_or_default()
+                        {
+                            let release = Body::Release(v1::Release {
+                                claim_id: key.clone(),
+                            });
+                            app.agents.send(
+                                &p.datacenter,
+                                ManagerMessage {
+                                    body: Some(release),
+                                },
+                            );
+                        }
+                    }
                 }
             }
             ledger.forget_expectations(&failed_fields);

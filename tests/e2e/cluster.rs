@@ -274,3 +274,161 @@ async fn when_a_manager_dies_its_agent_fails_over_and_keeps_what_it_applied() {
     agent.stop().await;
     b.stop().await;
 }
+
+/// Live units per datacenter and the claim ids, as one manager shows them.
+async fn books(api: &mut Clients) -> (BTreeMap<String, u32>, ClaimsSnapshot) {
+    let claims = api.all_claims().await;
+    (live_units(&claims), claims_snapshot(&claims))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_three_managers_four_agents_kills_and_a_redis_restart() {
+    init();
+    let mut redis = TestRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = |n: usize, redis: &TestRedis| {
+        redis_config(&dir.path().join(format!("m{n}")), redis, SECRET)
+    };
+    let mut managers = Vec::new();
+    for n in 0..3 {
+        managers.push(Some(TestManager::start_with(config(n, &redis)).await));
+    }
+    let urls: Vec<String> = managers.iter().flatten().map(TestManager::url).collect();
+    let mut agents = Vec::new();
+    for n in 0..4 {
+        // Each agent prefers a different manager and knows them all.
+        let mut list = urls.clone();
+        list.rotate_left(n % 3);
+        agents.push(TestAgent::start(
+            list,
+            &format!("dc-{n}"),
+            &[("region", "eu")],
+            "compute.vcpu=8",
+            dir.path().join(format!("agent-{n}")),
+        ));
+    }
+    let mut first = Clients::new(managers[0].as_ref().unwrap().channel().await);
+    for n in 0..4 {
+        first
+            .wait_liveness(&format!("dc-{n}"), v1::Liveness::Alive)
+            .await;
+    }
+    first.create_tenant("acme", &[("compute.vcpu", "24")]).await;
+    first.create_profile("one", &[("compute.vcpu", "1")]).await;
+    let mut clients_of = Vec::new();
+    for m in managers.iter().flatten() {
+        clients_of.push(Clients::new(m.channel().await));
+    }
+    for api in &clients_of {
+        eventually("the profile reaches every manager", || {
+            let mut api = api.clone();
+            async move {
+                api.profiles
+                    .get_profile(v1::GetProfileRequest { name: "one".into() })
+                    .await
+                    .ok()
+            }
+        })
+        .await;
+    }
+
+    // Six clients create and release against random managers while the
+    // chaos task kills and restarts a manager and restarts Redis.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = tokio::task::JoinSet::new();
+    for worker in 0..6u64 {
+        let apis = clients_of.clone();
+        let stop = stop.clone();
+        clients.spawn(async move {
+            let mut rng = worker * 7919 + 17;
+            let mut mine: Vec<String> = Vec::new();
+            let mut acked = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let mut api = apis[(rng % 3) as usize].clone();
+                if !mine.is_empty() && rng % 4 == 0 {
+                    let id = mine.swap_remove((rng as usize / 4) % mine.len());
+                    let _ = api
+                        .claims
+                        .release_claim(v1::ReleaseClaimRequest { id })
+                        .await;
+                } else if let Ok(c) = api
+                    .create_claim(spec("acme", "one", 1 + (rng % 2) as u32))
+                    .await
+                {
+                    mine.push(c.id.clone());
+                    acked.push(c.id);
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            acked
+        });
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    managers[2].take().unwrap().kill().await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    redis.restart();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut acked = Vec::new();
+    while let Some(done) = clients.join_next().await {
+        acked.extend(done.expect("client"));
+    }
+    assert!(!acked.is_empty(), "some claims went through the chaos");
+    // The killed manager comes back on a new port; agents fail over as needed.
+    managers[2] = Some(TestManager::start_with(config(2, &redis)).await);
+    let mut apis = Vec::new();
+    for m in managers.iter().flatten() {
+        apis.push(Clients::new(m.channel().await));
+    }
+
+    // Every manager converges on the same books, none over capacity or quota,
+    // with every acknowledged claim.
+    let (units, snapshot) = eventually("every manager shows the same books", || {
+        let apis = apis.clone();
+        async move {
+            let mut seen = Vec::new();
+            for mut api in apis {
+                seen.push(books(&mut api).await);
+            }
+            seen.windows(2)
+                .all(|w| w[0] == w[1])
+                .then(|| seen.remove(0))
+        }
+    })
+    .await;
+    assert!(
+        units.values().all(|u| *u <= 8),
+        "no datacenter over capacity: {units:?}"
+    );
+    assert!(
+        units.values().sum::<u32>() <= 24,
+        "the quota holds: {units:?}"
+    );
+    let ids: std::collections::BTreeSet<&String> = snapshot.iter().map(|(id, _, _)| id).collect();
+    for id in &acked {
+        assert!(ids.contains(id), "acknowledged claim {id} lost");
+    }
+    // Every agent converges to its placements.
+    let claims = apis[0].all_claims().await;
+    for (n, agent) in agents.iter().enumerate() {
+        let want = live_ids(&claims, &format!("dc-{n}"));
+        eventually(
+            &format!("dc-{n}'s agent holds exactly its placements"),
+            || {
+                let held = agent.held();
+                let want = want.clone();
+                async move { (held == want).then_some(()) }
+            },
+        )
+        .await;
+    }
+    for agent in agents {
+        agent.stop().await;
+    }
+    for m in managers.into_iter().flatten() {
+        m.stop().await;
+    }
+}
