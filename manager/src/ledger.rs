@@ -201,6 +201,18 @@ impl Ledger {
         (checks, bumps)
     }
 
+    /// Undoes `change` (back to `prior`) if memory still holds it: a newer
+    /// register merged meanwhile (from the feed) is not this job's to undo.
+    pub fn undo(&mut self, change: &Change, prior: &Option<Change>) {
+        let still_ours = self
+            .books
+            .current(change)
+            .is_some_and(|c| c.timestamp() == change.timestamp());
+        if still_ours {
+            self.books.restore(change, prior.clone());
+        }
+    }
+
     /// Takes in generations the store reported (after a write of this
     /// manager, or from the feed).
     pub fn learn(&mut self, generations: &[(String, u64)]) {

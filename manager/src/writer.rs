@@ -215,7 +215,7 @@ async fn settle(
             *carry = kept;
             for job in failed_jobs.iter().rev() {
                 for (change, prior) in job.undo.iter().rev() {
-                    ledger.books.restore(change, prior.clone());
+                    ledger.undo(change, prior);
                 }
             }
             // An agent that connected meanwhile got the undone claims in its
@@ -285,7 +285,7 @@ async fn refuse(
     let mut touched = BTreeSet::new();
     for job in group.iter().rev() {
         for (change, prior) in job.undo.iter().rev() {
-            ledger.books.restore(change, prior.clone());
+            ledger.undo(change, prior);
         }
         touched.extend(job.flushed.iter().cloned());
     }
