@@ -1,6 +1,7 @@
 //! theia-manager: the gRPC API (agents, infrastructure, tenants, profiles,
-//! claims, cluster), the scheduler around the pure core, liveness tracking
-//! and the embedded store.
+//! claims, cluster), the scheduler around the pure core, liveness tracking,
+//! the one writer, and the stores: embedded for one manager, Redis for a
+//! cluster (with its feed, generations and shared liveness).
 #![forbid(unsafe_code)]
 
 mod agents;

@@ -432,3 +432,59 @@ async fn chaos_three_managers_four_agents_kills_and_a_redis_restart() {
         m.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_request_id_sent_to_two_managers_at_once_makes_one_claim() {
+    init();
+    let redis = TestRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = TestManager::start_with(redis_config(&dir.path().join("a"), &redis, SECRET)).await;
+    let b = TestManager::start_with(redis_config(&dir.path().join("b"), &redis, SECRET)).await;
+    let agent = TestAgent::start(
+        vec![a.url()],
+        "dc-a",
+        &[],
+        "compute.vcpu=16",
+        dir.path().join("agent"),
+    );
+    let (mut on_a, mut on_b) = (
+        Clients::new(a.channel().await),
+        Clients::new(b.channel().await),
+    );
+    on_b.wait_liveness("dc-a", v1::Liveness::Alive).await;
+    on_a.create_tenant("acme", &[]).await;
+    on_a.create_profile("one", &[("compute.vcpu", "1")]).await;
+    eventually("b sees the profile", || {
+        let mut b = on_b.clone();
+        async move {
+            b.profiles
+                .get_profile(v1::GetProfileRequest { name: "one".into() })
+                .await
+                .ok()
+        }
+    })
+    .await;
+    for n in 0..5 {
+        let s = v1::ClaimSpec {
+            request_id: format!("order-{n}"),
+            ..spec("acme", "one", 1)
+        };
+        let (x, y) = tokio::join!(on_a.create_claim(s.clone()), on_b.create_claim(s));
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert_eq!(
+            x.id, y.id,
+            "both managers answer with the one claim for order-{n}"
+        );
+    }
+    eventually("both managers show the same five claims", || {
+        let (mut a, mut b) = (on_a.clone(), on_b.clone());
+        async move {
+            let (x, y) = (a.all_claims().await, b.all_claims().await);
+            (x.len() == 5 && claims_snapshot(&x) == claims_snapshot(&y)).then_some(())
+        }
+    })
+    .await;
+    agent.stop().await;
+    a.stop().await;
+    b.stop().await;
+}

@@ -265,3 +265,25 @@ async fn create_claim_is_idempotent_on_request_id() {
     assert_eq!(err.code(), Code::AlreadyExists, "{}", err.message());
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_after_a_release_returns_the_released_claim() {
+    let mut w = TwoDcs::start().await;
+    let s = v1::ClaimSpec {
+        request_id: "order-18".into(),
+        ..spec("acme", "small", 1)
+    };
+    let first = w.api.create_claim(s.clone()).await.unwrap();
+    w.api
+        .claims
+        .release_claim(v1::ReleaseClaimRequest {
+            id: first.id.clone(),
+        })
+        .await
+        .unwrap();
+    let retry = w.api.create_claim(s).await.unwrap();
+    assert_eq!(retry.id, first.id, "the retry does not book again");
+    assert_eq!(retry.state, v1::ClaimState::Released as i32);
+    assert_eq!(w.api.all_claims().await.len(), 1);
+    w.stop().await;
+}

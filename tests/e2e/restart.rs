@@ -60,3 +60,52 @@ async fn a_killed_manager_restarts_with_every_claim() {
     w.us.stop().await;
     manager.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn released_claims_are_pruned_after_their_retention_for_good() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config =
+        theia_manager::ManagerConfig::for_dir(dir.path(), "127.0.0.1:0".parse().unwrap());
+    fast(&mut config);
+    config.claim_retention = std::time::Duration::from_millis(300);
+    let manager = TestManager::start_with(config.clone()).await;
+    let mut api = Clients::new(manager.channel().await);
+    api.create_tenant("acme", &[]).await;
+    api.create_profile("p", &[("compute.vcpu", "1")]).await;
+    let agent = TestAgent::start(
+        vec![manager.url()],
+        "dc-r",
+        &[],
+        "compute.vcpu=4",
+        dir.path().join("agent"),
+    );
+    api.wait_liveness("dc-r", v1::Liveness::Alive).await;
+    let kept = api.create_claim(spec("acme", "p", 1)).await.unwrap();
+    let gone = api.create_claim(spec("acme", "p", 1)).await.unwrap();
+    api.claims
+        .release_claim(v1::ReleaseClaimRequest {
+            id: gone.id.clone(),
+        })
+        .await
+        .unwrap();
+    eventually("the released claim is pruned", || {
+        let mut api = api.clone();
+        async move {
+            let ids: Vec<String> = api.all_claims().await.into_iter().map(|c| c.id).collect();
+            (ids.len() == 1).then_some(ids)
+        }
+    })
+    .await;
+    agent.stop().await;
+    manager.stop().await;
+    let manager = TestManager::start_with(config).await;
+    let mut api = Clients::new(manager.channel().await);
+    let ids: Vec<String> = api.all_claims().await.into_iter().map(|c| c.id).collect();
+    assert_eq!(
+        ids,
+        vec![kept.id],
+        "pruned from the store too; live claims are never pruned"
+    );
+    manager.stop().await;
+}

@@ -14,8 +14,10 @@
 //!
 //! Beside the objects: a key-check record sealed with the cluster secret
 //! (a manager with another secret stops before writing anything), the
-//! cluster id, the set of object keys, the generations, the feed, and when
-//! each datacenter's agent was last heard by any manager.
+//! cluster id, the set of object keys, the generations, the feed, when
+//! each datacenter's agent was last heard by any manager, which manager
+//! serves each datacenter's stream (a lease), and the managers' own
+//! announcements.
 
 use std::collections::HashMap;
 use std::time::Duration;
