@@ -45,14 +45,14 @@ fn spec(count: u32, strategy: Strategy) -> ClaimSpec {
 
 fn bench_schedule(c: &mut Criterion) {
     let mut group = c.benchmark_group("schedule");
-    for (dcs, units) in [(10, 10), (100, 10), (100, 100), (1000, 100)] {
+    for (dcs, units) in [(10, 10), (100, 10), (100, 100), (1000, 1), (1000, 100)] {
         let world = datacenters(dcs);
         let cands: Vec<Candidate<'_>> = world
             .iter()
             .map(|dc| Candidate {
                 dc,
                 liveness: Liveness::Alive,
-                usage: DatacenterUsage::default(),
+                usage: DatacenterUsage::none(),
             })
             .collect();
         for strategy in [Strategy::Binpack, Strategy::Spread] {

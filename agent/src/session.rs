@@ -220,6 +220,7 @@ impl Agent {
                 class: i.class.to_string(),
                 total: i.total,
                 free: i.free,
+                held: Some(i.held),
             })
             .collect();
         Out::Report(v1::Report {

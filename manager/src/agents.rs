@@ -59,10 +59,28 @@ impl Agents {
     /// cluster, by any other.
     pub fn liveness(&self, dc: &str) -> Liveness {
         let inner = self.lock();
-        let local = inner.last_seen.get(dc).map(|(at, _)| at.elapsed());
-        let remote = inner.remote_seen.get(dc).map(|ms| {
-            std::time::Duration::from_millis(crate::ledger::wall_ms().saturating_sub(*ms))
-        });
+        self.judge(&inner, dc, Instant::now(), crate::ledger::wall_ms())
+    }
+
+    /// The liveness of each of `dcs`, judged at one instant under one
+    /// lock: what the scheduler needs of every datacenter per claim.
+    pub fn liveness_of<'a>(&self, dcs: impl IntoIterator<Item = &'a str>) -> Vec<Liveness> {
+        let inner = self.lock();
+        let (now, wall) = (Instant::now(), crate::ledger::wall_ms());
+        dcs.into_iter()
+            .map(|dc| self.judge(&inner, dc, now, wall))
+            .collect()
+    }
+
+    fn judge(&self, inner: &Inner, dc: &str, now: Instant, wall_ms: u64) -> Liveness {
+        let local = inner
+            .last_seen
+            .get(dc)
+            .map(|(at, _)| now.saturating_duration_since(*at));
+        let remote = inner
+            .remote_seen
+            .get(dc)
+            .map(|ms| std::time::Duration::from_millis(wall_ms.saturating_sub(*ms)));
         let silent = match (local, remote) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -79,12 +79,16 @@ impl App {
 
     /// Every datacenter as the scheduler sees it now.
     pub fn candidates<'a>(&self, books: &'a Books) -> Vec<Candidate<'a>> {
+        let liveness = self
+            .agents
+            .liveness_of(books.datacenters.iter().map(|(id, _)| id.as_str()));
         books
             .datacenters
             .iter()
-            .map(|(id, dc)| Candidate {
+            .zip(liveness)
+            .map(|((id, dc), liveness)| Candidate {
                 dc,
-                liveness: self.agents.liveness(id),
+                liveness,
                 usage: books.index().datacenter(id),
             })
             .collect()

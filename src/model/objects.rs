@@ -44,6 +44,10 @@ pub struct Inventory {
     pub reserved: u64,
     /// Over-commit factor on `total - reserved`; 1.0 means none.
     pub allocation_ratio: f64,
+    /// theia's assignments the agent held when it measured `free` (`None`
+    /// from agents that do not say): the other half of a consistent pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held: Option<u64>,
 }
 
 impl Inventory {
@@ -54,7 +58,25 @@ impl Inventory {
             free: free.min(total),
             reserved: 0,
             allocation_ratio: 1.0,
+            held: None,
         }
+    }
+
+    /// The same, saying how much of what is used was theia's when `free`
+    /// was measured.
+    #[must_use]
+    pub fn holding(mut self, held: u64) -> Self {
+        self.held = Some(held);
+        self
+    }
+
+    /// What the management plane uses beyond theia's assignments. From a
+    /// report that says what it held, that is exact; otherwise `applied`
+    /// (theia's placements its agent confirmed) stands in, which overstates
+    /// what is free while a confirmed assignment is not yet in `free`.
+    pub fn external(&self, applied: u64) -> u64 {
+        let used = self.total.saturating_sub(self.free);
+        used.saturating_sub(self.held.unwrap_or(applied))
     }
 
     /// `(total - reserved) × allocation_ratio`, rounded down.
@@ -357,6 +379,7 @@ mod tests {
             free: 100,
             reserved: 20,
             allocation_ratio: 1.5,
+            held: None,
         };
         assert_eq!(inv.capacity(), 120);
         assert_eq!(

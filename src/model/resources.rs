@@ -134,8 +134,8 @@ pub struct Resources(BTreeMap<ResourceClass, u64>);
 
 impl Resources {
     /// No resources.
-    pub fn new() -> Self {
-        Self::default()
+    pub const fn new() -> Self {
+        Self(BTreeMap::new())
     }
 
     /// Parses `class -> quantity` pairs, naming the offending entry as

@@ -24,19 +24,19 @@ pub struct Candidate<'a> {
     pub dc: &'a Datacenter,
     /// Whether its agent is heard from.
     pub liveness: Liveness,
-    /// theia's placements there now.
-    pub usage: DatacenterUsage,
+    /// theia's placements there now (borrowed from the books' index:
+    /// building candidates copies nothing).
+    pub usage: &'a DatacenterUsage,
 }
 
 /// What theia may still place in one class of one datacenter:
 /// `capacity − allocated − external`, where external usage is what the
-/// management plane reports used beyond theia's applied placements.
+/// management plane reports used beyond theia's assignments (see
+/// [`Inventory::external`]; `applied` is theia's confirmed placements there).
 pub fn available(inv: &Inventory, allocated: u64, applied: u64) -> u64 {
-    let used = inv.total.saturating_sub(inv.free);
-    let external = used.saturating_sub(applied);
     inv.capacity()
         .saturating_sub(allocated)
-        .saturating_sub(external)
+        .saturating_sub(inv.external(applied))
 }
 
 impl Candidate<'_> {
@@ -106,24 +106,25 @@ fn static_reasons(c: &Candidate<'_>, spec: &ClaimSpec, mismatch: &str) -> Vec<St
 type Needs<'s> = Vec<(&'s ResourceClass, u64)>;
 
 /// One datacenter's running state while a claim is placed.
-struct Slot<'c, 'd> {
+struct Slot<'c, 'd, 'v> {
     cand: &'c Candidate<'d>,
     /// Whether nothing but capacity stands in the way.
     eligible: bool,
-    /// Still placeable, per needed class.
-    avail: Vec<u64>,
+    /// Still placeable, per needed class (a window into one vector shared
+    /// by every slot: a claim over many datacenters allocates once).
+    avail: &'v mut [u64],
     /// Total capacity, per needed class.
-    cap: Vec<u64>,
+    cap: &'v [u64],
     /// Units of this claim placed here so far.
     placed: u64,
 }
 
-impl Slot<'_, '_> {
+impl Slot<'_, '_, '_> {
     /// How many more units fit in what is left.
     fn fit_count(&self, needs: &Needs<'_>) -> u64 {
         needs
             .iter()
-            .zip(&self.avail)
+            .zip(self.avail.iter())
             .map(|((_, need), have)| have / need)
             .min()
             .unwrap_or(0)
@@ -134,7 +135,7 @@ impl Slot<'_, '_> {
     fn fullness(&self) -> f64 {
         self.avail
             .iter()
-            .zip(&self.cap)
+            .zip(self.cap.iter())
             .map(|(left, cap)| {
                 if *cap == 0 {
                     1.0
@@ -149,7 +150,7 @@ impl Slot<'_, '_> {
     fn shortfalls(&self, needs: &Needs<'_>) -> Vec<String> {
         needs
             .iter()
-            .zip(&self.avail)
+            .zip(self.avail.iter())
             .filter(|((_, need), have)| *have < need)
             .map(|((class, need), have)| {
                 if self.cand.dc.inventory.contains_key(*class) {
@@ -197,19 +198,27 @@ pub fn schedule(candidates: &[Candidate<'_>], spec: &ClaimSpec) -> Outcome {
     );
 
     let mut verdicts = Vec::with_capacity(cands.len());
-    let mut slots: Vec<Slot<'_, '_>> = Vec::with_capacity(cands.len());
+    let mut slots: Vec<Slot<'_, '_, '_>> = Vec::with_capacity(cands.len());
+    let width = needs.len();
+    let mut avail = Vec::with_capacity(cands.len() * width);
+    let mut cap = Vec::with_capacity(cands.len() * width);
     for cand in &cands {
+        for (class, _) in &needs {
+            avail.push(cand.available(class));
+            cap.push(cand.capacity(class));
+        }
+    }
+    let (mut avail_rest, mut cap_rest): (&mut [u64], &[u64]) = (&mut avail, &cap);
+    for cand in &cands {
+        let (avail, rest) = std::mem::take(&mut avail_rest).split_at_mut(width);
+        avail_rest = rest;
+        let (cap, rest) = cap_rest.split_at(width);
+        cap_rest = rest;
         let slot = Slot {
             cand,
             eligible: false,
-            avail: needs
-                .iter()
-                .map(|(class, _)| cand.available(class))
-                .collect(),
-            cap: needs
-                .iter()
-                .map(|(class, _)| cand.capacity(class))
-                .collect(),
+            avail,
+            cap,
             placed: 0,
         };
         let mut reasons = static_reasons(cand, spec, &mismatch);

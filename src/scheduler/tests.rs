@@ -40,7 +40,7 @@ fn alive(dcs: &[Datacenter]) -> Vec<Candidate<'_>> {
         .map(|dc| Candidate {
             dc,
             liveness: Liveness::Alive,
-            usage: DatacenterUsage::default(),
+            usage: DatacenterUsage::none(),
         })
         .collect()
 }
@@ -158,6 +158,29 @@ fn external_usage_reduces_what_is_available() {
     assert_eq!(available(&Inventory::reported(16, 16), 4, 0), 12);
 }
 
+#[test]
+fn a_report_that_says_what_it_held_is_never_overstated() {
+    // 16 vCPU, 6 used by someone else; theia places 4.
+    // The agent applied the 4 and said so, but its last report was measured
+    // before: free 10, holding nothing. Applied flags alone would read the
+    // 4 as freed external usage (6 − 4 = 2) and offer 10.
+    assert_eq!(available(&Inventory::reported(16, 10), 4, 4), 10);
+    assert_eq!(
+        available(&Inventory::reported(16, 10).holding(0), 4, 4),
+        6,
+        "the report's own pair: external 6"
+    );
+    // The next report reflects the 4: free 6, holding 4. Still 6.
+    assert_eq!(available(&Inventory::reported(16, 6).holding(4), 4, 4), 6);
+    // The pair wins over the flags whatever they say.
+    assert_eq!(available(&Inventory::reported(16, 6).holding(4), 4, 0), 6);
+    assert_eq!(Inventory::reported(16, 6).holding(4).external(0), 6);
+    assert_eq!(Inventory::reported(16, 6).external(4), 6);
+    assert_eq!(Inventory::reported(16, 6).external(0), 10);
+    // Holding more than is used (a plane slow to show it): no external usage.
+    assert_eq!(Inventory::reported(16, 14).holding(4).external(0), 0);
+}
+
 // === properties ===
 
 fn arb_world() -> impl Gen<Value = (Vec<Datacenter>, Vec<u64>, ClaimSpec)> {
@@ -213,11 +236,20 @@ proptest! {
     /// placed whole or not at all; every constraint of the claim holds.
     #[test]
     fn never_over_commits_and_places_whole_or_nothing((dcs, used, spec) in arb_world()) {
+        // theia already holds some of each datacenter (never more than it has).
+        let usages: Vec<DatacenterUsage> = dcs
+            .iter()
+            .zip(&used)
+            .map(|(dc, u)| {
+                let mut usage = DatacenterUsage::default();
+                let cap = dc.inventory[&class("compute.vcpu")].capacity();
+                usage.allocated.set(class("compute.vcpu"), (*u).min(cap));
+                usage
+            })
+            .collect();
         let mut cands = alive(&dcs);
-        for (c, u) in cands.iter_mut().zip(&used) {
-            // theia already holds some of each datacenter (never more than it has).
-            let cap = c.dc.inventory[&class("compute.vcpu")].capacity();
-            c.usage.allocated.set(class("compute.vcpu"), (*u).min(cap));
+        for (c, usage) in cands.iter_mut().zip(&usages) {
+            c.usage = usage;
         }
         let out = schedule(&cands, &spec);
         let placed: u32 = out.placements.iter().map(|p| p.units).sum();
@@ -245,7 +277,7 @@ proptest! {
             let cands: Vec<Candidate<'_>> = dcs.iter().map(|dc| Candidate {
                 dc,
                 liveness: Liveness::Alive,
-                usage: usage.get(&dc.id).cloned().unwrap_or_default(),
+                usage: usage.get(&dc.id).unwrap_or(DatacenterUsage::none()),
             }).collect();
             let out = schedule(&cands, &spec);
             if out.fits {

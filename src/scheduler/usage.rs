@@ -15,6 +15,21 @@ pub struct DatacenterUsage {
     pub claims: u32,
 }
 
+/// No placements at all: the usage of a datacenter theia holds nothing in.
+static NO_USAGE: DatacenterUsage = DatacenterUsage {
+    allocated: Resources::new(),
+    applied: Resources::new(),
+    claims: 0,
+};
+
+impl DatacenterUsage {
+    /// The usage of a datacenter where theia holds nothing, for as long as
+    /// any borrow needs it.
+    pub fn none() -> &'static Self {
+        &NO_USAGE
+    }
+}
+
 /// Sums the placements of live claims per datacenter.
 pub fn usage_by_datacenter<'a>(
     claims: impl IntoIterator<Item = &'a Claim>,

@@ -131,8 +131,8 @@ impl ClaimIndex {
     }
 
     /// theia's live placements in `dc`.
-    pub fn datacenter(&self, dc: &str) -> DatacenterUsage {
-        self.datacenters.get(dc).cloned().unwrap_or_default()
+    pub fn datacenter(&self, dc: &str) -> &DatacenterUsage {
+        self.datacenters.get(dc).unwrap_or(DatacenterUsage::none())
     }
 }
 

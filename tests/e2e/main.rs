@@ -10,6 +10,7 @@ mod binaries;
 mod cancel;
 mod cluster;
 mod cluster_identity;
+mod consistent_pair;
 mod deploy;
 mod exit_codes;
 mod grpcurl;

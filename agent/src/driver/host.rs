@@ -133,12 +133,22 @@ impl Driver for HostDriver {
         if let Some(bits) = link_speed_bits(&self.net_root) {
             found.push(("network.bandwidth", bits, bits));
         }
+        // What the assignments hold, read with the measurement above. The
+        // host's free shows only what tenants use of it, so external usage
+        // (used − held) may read low here, as it did from applied flags.
+        let held = self.state.used(None);
         let inventory: Vec<ClassInventory> = found
             .into_iter()
             .filter(|(_, total, _)| *total > 0)
             .filter_map(|(name, total, free)| {
                 let class = ResourceClass::parse(name).ok()?;
-                Some(ClassInventory { class, total, free })
+                let held = held.get(&class);
+                Some(ClassInventory {
+                    class,
+                    total,
+                    free,
+                    held,
+                })
             })
             .collect();
         self.classes = inventory.iter().map(|i| i.class.clone()).collect();

@@ -33,6 +33,9 @@ pub struct ClassInventory {
     pub total: u64,
     /// What is not in use.
     pub free: u64,
+    /// What of the used part is this driver's assignments, measured with
+    /// `free`: the manager takes both from one report.
+    pub held: u64,
 }
 
 /// One claim's share of this datacenter, as the manager assigned it.

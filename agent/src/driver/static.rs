@@ -70,6 +70,7 @@ impl Driver for StaticDriver {
                 // Saturating: a smaller configured total after a restart must
                 // read as "nothing free", not wrap around.
                 free: total.saturating_sub(used.get(class)),
+                held: used.get(class),
             })
             .collect()
     }
@@ -137,6 +138,10 @@ mod tests {
         let inv = d.inventory();
         assert_eq!(inv.len(), 2, "only configured classes are reported");
         assert!(inv.iter().all(|i| i.total == 16 || i.total == 64 << 30));
+        assert!(
+            inv.iter().all(|i| i.held == i.total - i.free),
+            "every used unit is theia's, and the report says so: {inv:?}"
+        );
         assert_eq!(d.release("c1").unwrap(), Outcome::Changed);
         assert_eq!(free(&mut d, "compute.vcpu"), 8);
         assert_eq!(free(&mut d, "compute.memory"), 64 << 30);

@@ -77,6 +77,7 @@ impl Api {
                 }
             };
             let mut inv = Inventory::reported(item.total, item.free);
+            inv.held = item.held;
             if let Some(old) = dc.inventory.get(&class) {
                 inv.reserved = old.reserved;
                 inv.allocation_ratio = old.allocation_ratio;
