@@ -13,6 +13,7 @@ mod cluster_identity;
 mod consistent_pair;
 mod deploy;
 mod exit_codes;
+mod feed_trim;
 mod grpcurl;
 mod placement;
 mod python_sdk;

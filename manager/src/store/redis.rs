@@ -46,6 +46,9 @@ const LOAD_CHUNK: usize = 512;
 /// Feed entries kept; a manager further behind reloads in full.
 const FEED_MAX: u64 = 100_000;
 
+/// The most feed entries read at once.
+const FEED_READ: u64 = 512;
+
 /// `KEYS`: objects set, generations hash, feed, then every batch's object
 /// keys in order, then keys to delete. `ARGV`: manager id, feed length,
 /// batch count, then per batch: checks, bumps, writes (counts), the checks
@@ -175,11 +178,22 @@ pub struct FeedEntry {
     pub generations: Vec<(String, u64)>,
 }
 
+/// Where a manager stands in the feed: the last entry it read, and how many
+/// entries the feed had taken in up to and including that one (Redis's
+/// `entries-added`), which is what tells a trimmed gap from no news.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedPosition {
+    /// Stream id of the last entry read (`0-0`: none).
+    pub id: String,
+    /// Entries ever added to the feed up to and including `id`.
+    pub seq: u64,
+}
+
 /// What the feed had after a position.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FeedRead {
     /// Where to read on from.
-    pub position: String,
+    pub position: FeedPosition,
     /// The entries, oldest first.
     pub entries: Vec<FeedEntry>,
     /// Entries after the old position were trimmed away: reload in full.
@@ -196,7 +210,7 @@ pub struct RedisStore {
     location: String,
     cluster_id: String,
     manager_id: String,
-    feed_start: String,
+    feed_start: FeedPosition,
     write: redis::Script,
 }
 
@@ -226,6 +240,12 @@ impl RedisStore {
             .map_err(unreachable)?;
         let sealer = Sealer::new(secret);
         let err = redis_err(&location);
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await
+            .map_err(&err)?;
+        check_version(&info, &location)?;
 
         let check: Option<Vec<u8>> = redis::cmd("GET")
             .arg(KEYCHECK)
@@ -268,7 +288,7 @@ impl RedisStore {
             .map_err(&err)?;
         // Entries after this point reach this manager through the feed even
         // if they land while it loads; merging one twice changes nothing.
-        let feed_start = last_feed_id(&mut conn).await.map_err(&err)?;
+        let feed_start = feed_end(&mut conn).await.map_err(&err)?;
         drop(err);
         Ok(Self {
             conn,
@@ -293,7 +313,7 @@ impl RedisStore {
     }
 
     /// Where the feed stood when this store was opened.
-    pub fn feed_start(&self) -> &str {
+    pub fn feed_start(&self) -> &FeedPosition {
         &self.feed_start
     }
 
@@ -447,33 +467,62 @@ impl RedisStore {
 
     /// The batches written after `position` (this manager's too), waiting up
     /// to `block` for one; each register read as it is stored now.
-    pub async fn read_feed(&self, position: &str, block: Duration) -> Result<FeedRead, StoreError> {
+    pub async fn read_feed(
+        &self,
+        position: &FeedPosition,
+        block: Duration,
+    ) -> Result<FeedRead, StoreError> {
         let err = redis_err(&self.location);
         let mut conn = self.feed_conn.clone();
         let block_ms = u64::try_from(block.as_millis()).unwrap_or(1000);
-        let reply: redis::Value = redis::cmd("XREAD")
+        // Wait for news; what is read is taken below, from a snapshot.
+        let news: redis::Value = redis::cmd("XREAD")
             .arg("COUNT")
-            .arg(512)
+            .arg(1)
             .arg("BLOCK")
             .arg(block_ms)
             .arg("STREAMS")
             .arg(FEED)
-            .arg(position)
+            .arg(&position.id)
             .query_async(&mut conn)
             .await
             .map_err(&err)?;
-        let raw = stream_entries(reply);
-        let missed = if position == "0-0" || raw.is_empty() {
-            false
-        } else {
-            // Trimmed entries newer than where this manager stood were lost to it.
-            let trimmed = max_deleted_id(&mut conn).await.map_err(&err)?;
-            id_le(position, &trimmed)
-        };
+        if stream_entries(news).is_empty() {
+            return Ok(FeedRead {
+                position: position.clone(),
+                entries: Vec::new(),
+                missed: false,
+            });
+        }
+        // The entries after the position and the feed's counters at one
+        // instant (MULTI): the feed holds the newest `length` of the
+        // `entries-added` it ever took, so entry `seq + 1` is gone exactly
+        // when more than `seq` were trimmed.
+        let (info, range): (HashMap<String, redis::Value>, redis::Value) = redis::pipe()
+            .atomic()
+            .cmd("XINFO")
+            .arg("STREAM")
+            .arg(FEED)
+            .cmd("XRANGE")
+            .arg(FEED)
+            .arg(format!("({}", position.id))
+            .arg("+")
+            .arg("COUNT")
+            .arg(FEED_READ)
+            .query_async(&mut conn)
+            .await
+            .map_err(&err)?;
+        let counter = |field: &str| info.get(field).and_then(value_u64).unwrap_or(0);
+        let trimmed = counter("entries-added").saturating_sub(counter("length"));
+        let raw = range_entries(range);
+        let missed = trimmed > position.seq;
         let mut read = FeedRead {
-            position: raw
-                .last()
-                .map_or_else(|| position.to_owned(), |(id, _)| id.clone()),
+            position: FeedPosition {
+                id: raw
+                    .last()
+                    .map_or_else(|| position.id.clone(), |(id, _)| id.clone()),
+                seq: position.seq.max(trimmed) + raw.len() as u64,
+            },
             entries: Vec::new(),
             missed,
         };
@@ -598,30 +647,56 @@ impl RedisStore {
     pub async fn close(&self) {}
 }
 
-/// The feed's last written id (`0-0` before the first write).
-async fn last_feed_id(conn: &mut ConnectionManager) -> redis::RedisResult<String> {
+/// The oldest Redis theia runs on: 7.0 brought the stream counters
+/// (`entries-added`) that tell a manager it fell behind a trimmed feed.
+const MIN_REDIS: (u64, u64) = (7, 0);
+
+/// Refuses a Redis older than [`MIN_REDIS`], given its `INFO server` text.
+fn check_version(info: &str, location: &str) -> Result<(), StoreError> {
+    let version = info
+        .lines()
+        .find_map(|l| l.strip_prefix("redis_version:"))
+        .map(str::trim)
+        .unwrap_or("unknown");
+    let mut parts = version.split('.').map(|p| p.parse::<u64>().unwrap_or(0));
+    let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if found < MIN_REDIS {
+        return Err(StoreError::Unavailable(format!(
+            "Redis at {location} is version {version}; theia needs {}.{} or newer",
+            MIN_REDIS.0, MIN_REDIS.1
+        )));
+    }
+    Ok(())
+}
+
+/// Where the feed ends now (`0-0`, 0 before the first write).
+async fn feed_end(conn: &mut ConnectionManager) -> redis::RedisResult<FeedPosition> {
     let exists: bool = redis::cmd("EXISTS").arg(FEED).query_async(conn).await?;
     if !exists {
-        return Ok("0-0".to_owned());
+        return Ok(FeedPosition {
+            id: "0-0".to_owned(),
+            seq: 0,
+        });
     }
-    feed_info(conn, "last-generated-id").await
-}
-
-/// The newest id trimmed off the feed.
-async fn max_deleted_id(conn: &mut ConnectionManager) -> redis::RedisResult<String> {
-    feed_info(conn, "max-deleted-entry-id").await
-}
-
-async fn feed_info(conn: &mut ConnectionManager, field: &str) -> redis::RedisResult<String> {
     let info: HashMap<String, redis::Value> = redis::cmd("XINFO")
         .arg("STREAM")
         .arg(FEED)
         .query_async(conn)
         .await?;
-    Ok(info
-        .get(field)
-        .and_then(value_text)
-        .unwrap_or_else(|| "0-0".to_owned()))
+    Ok(FeedPosition {
+        id: info
+            .get("last-generated-id")
+            .and_then(value_text)
+            .unwrap_or_else(|| "0-0".to_owned()),
+        seq: info.get("entries-added").and_then(value_u64).unwrap_or(0),
+    })
+}
+
+fn value_u64(v: &redis::Value) -> Option<u64> {
+    match v {
+        redis::Value::Int(n) => u64::try_from(*n).ok(),
+        other => value_text(other)?.parse().ok(),
+    }
 }
 
 fn value_text(v: &redis::Value) -> Option<String> {
@@ -630,18 +705,6 @@ fn value_text(v: &redis::Value) -> Option<String> {
         redis::Value::SimpleString(s) => Some(s.clone()),
         _ => None,
     }
-}
-
-/// Whether stream id `a` is at or before `b` (`ms-seq`).
-fn id_le(a: &str, b: &str) -> bool {
-    let parse = |id: &str| {
-        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-        (
-            ms.parse::<u64>().unwrap_or(0),
-            seq.parse::<u64>().unwrap_or(0),
-        )
-    };
-    parse(a) <= parse(b)
 }
 
 /// The entries of an XREAD reply for one stream: (id, fields).
@@ -660,28 +723,38 @@ fn stream_entries(reply: redis::Value) -> Vec<(String, HashMap<String, String>)>
         let Value::Array(mut parts) = stream else {
             continue;
         };
-        let Some(Value::Array(entries)) = parts.pop() else {
+        if let Some(entries) = parts.pop() {
+            out.extend(range_entries(entries));
+        }
+    }
+    out
+}
+
+/// The entries of an XRANGE reply: (id, fields).
+fn range_entries(reply: redis::Value) -> Vec<(String, HashMap<String, String>)> {
+    use redis::Value;
+    let Value::Array(entries) = reply else {
+        return Vec::new();
+    };
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let Value::Array(mut e) = entry else { continue };
+        if e.len() != 2 {
             continue;
-        };
-        for entry in entries {
-            let Value::Array(mut e) = entry else { continue };
-            if e.len() != 2 {
-                continue;
-            }
-            let fields = e.pop();
-            let id = e.pop().as_ref().and_then(value_text).unwrap_or_default();
-            let mut map = HashMap::new();
-            if let Some(Value::Array(kv)) = fields {
-                for pair in kv.chunks(2) {
-                    if let [k, v] = pair {
-                        if let (Some(k), Some(v)) = (value_text(k), value_text(v)) {
-                            map.insert(k, v);
-                        }
+        }
+        let fields = e.pop();
+        let id = e.pop().as_ref().and_then(value_text).unwrap_or_default();
+        let mut map = HashMap::new();
+        if let Some(Value::Array(kv)) = fields {
+            for pair in kv.chunks(2) {
+                if let [k, v] = pair {
+                    if let (Some(k), Some(v)) = (value_text(k), value_text(v)) {
+                        map.insert(k, v);
                     }
                 }
             }
-            out.push((id, map));
         }
+        out.push((id, map));
     }
     out
 }
@@ -825,13 +898,95 @@ mod tests {
             feed, 3,
             "every written batch is announced, refused ones are not"
         );
+        let origin = FeedPosition {
+            id: "0-0".into(),
+            seq: 0,
+        };
         let read = store
-            .read_feed("0-0", Duration::from_millis(10))
+            .read_feed(&origin, Duration::from_millis(10))
             .await
             .unwrap();
         assert_eq!(read.entries.len(), 3, "its own writes are read back too");
         assert!(read.entries.iter().all(|e| e.manager == "m-test"));
-        assert_eq!(read.position.split('-').count(), 2, "{}", read.position);
+        assert_eq!(read.position.seq, 3, "{:?}", read.position);
+        assert_ne!(read.position.id, origin.id);
+    }
+
+    fn profile_write(name: &str, ms: u64) -> Batch {
+        let ts = Timestamp {
+            ms,
+            counter: 0,
+            node: "m-test".into(),
+        };
+        let profile = Profile {
+            name: name.to_owned(),
+            resources: Resources::parse_list("r", "compute.vcpu=1").unwrap(),
+            description: String::new(),
+        };
+        Batch {
+            writes: vec![Change::Profile {
+                key: name.to_owned(),
+                register: Lww::new(ts, profile),
+            }],
+            ..Batch::default()
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reader_knows_when_the_feed_was_trimmed_past_it() {
+        let server = Server::start();
+        let store = open(server.1).await;
+        let reader = open(server.1).await;
+        let start = reader.feed_start().clone();
+        assert_eq!(start.seq, 0, "an empty feed");
+        let block = Duration::from_millis(50);
+        let quiet = reader.read_feed(&start, block).await.unwrap();
+        assert!(quiet.entries.is_empty() && !quiet.missed);
+        assert_eq!(quiet.position, start, "no news, no move");
+
+        for i in 0..3 {
+            store
+                .write(&[profile_write(&format!("p{i}"), i + 1)], &[])
+                .await
+                .unwrap();
+        }
+        let read = reader.read_feed(&start, block).await.unwrap();
+        assert_eq!(read.entries.len(), 3);
+        assert!(!read.missed, "everything after the position is there");
+        assert_eq!(read.position.seq, 3);
+        let here = read.position;
+
+        // Trimming what was already read loses nothing.
+        let mut conn = store.conn.clone();
+        let trim = |n: u64| {
+            redis::cmd("XTRIM")
+                .arg(FEED)
+                .arg("MAXLEN")
+                .arg(n)
+                .to_owned()
+        };
+        let _: u64 = trim(0).query_async(&mut conn).await.unwrap();
+        store.write(&[profile_write("p3", 4)], &[]).await.unwrap();
+        let read = reader.read_feed(&here, block).await.unwrap();
+        assert!(!read.missed, "only read entries were trimmed");
+        assert_eq!(read.entries.len(), 1);
+        assert_eq!(read.position.seq, 4);
+        let here = read.position;
+
+        // Entries it never read are trimmed: it must reload.
+        for i in 4..9 {
+            store
+                .write(&[profile_write(&format!("p{i}"), i + 1)], &[])
+                .await
+                .unwrap();
+        }
+        let _: u64 = trim(2).query_async(&mut conn).await.unwrap();
+        let read = reader.read_feed(&here, block).await.unwrap();
+        assert!(read.missed, "three unread entries are gone");
+        assert_eq!(read.entries.len(), 2, "the two that are left");
+        assert_eq!(read.position.seq, 9, "counted from the feed itself");
+        let again = reader.read_feed(&read.position, block).await.unwrap();
+        assert!(!again.missed && again.entries.is_empty());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -885,8 +1040,24 @@ mod tests {
             .map(|k| format!("profile/{k}"))
             .collect();
         store.write(&[], &gone).await.unwrap();
-        assert!(id_le("5-1", "5-1") && id_le("4-9", "5-0") && !id_le("6-0", "5-9"));
         assert_eq!(store.load().await.unwrap().len(), expected.len() - 3);
+    }
+
+    #[test]
+    fn redis_older_than_7_is_refused_by_name() {
+        let info = |v: &str| format!("# Server\r\nredis_version:{v}\r\nredis_mode:standalone\r\n");
+        assert!(check_version(&info("7.0.15"), "db:6379").is_ok());
+        assert!(check_version(&info("7.2.4"), "db:6379").is_ok());
+        assert!(check_version(&info("10.0.0"), "db:6379").is_ok());
+        let err = check_version(&info("6.2.14"), "db:6379").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Redis at db:6379 is version 6.2.14; theia needs 7.0 or newer"
+        );
+        assert!(
+            check_version("# Server\r\n", "db").is_err(),
+            "no version at all"
+        );
     }
 
     #[test]
