@@ -21,12 +21,8 @@ use theia_agent::{AgentConfig, DriverConfig};
 use theia_manager::{Manager, ManagerConfig};
 use tonic::transport::{Channel, Endpoint};
 
-fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+mod support;
+use support::{knob, start_redis};
 
 /// Runs `call` from `concurrency` tasks for `secs`; returns calls per second.
 async fn rate<F, Fut>(concurrency: u64, secs: u64, call: F) -> f64
@@ -53,39 +49,6 @@ where
     }
     while tasks.join_next().await.is_some() {}
     done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
-}
-
-/// A redis-server that syncs its append-only file on every write, as theia
-/// needs it; killed when dropped.
-struct Redis(std::process::Child);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_redis(dir: &std::path::Path) -> anyhow::Result<(Redis, String)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let child = std::process::Command::new("redis-server")
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-        ])
-        .args(["--appendonly", "yes", "--appendfsync", "always"])
-        .arg("--dir")
-        .arg(dir)
-        .stdout(std::process::Stdio::null())
-        .spawn()?;
-    std::thread::sleep(Duration::from_millis(300));
-    Ok((Redis(child), format!("redis://127.0.0.1:{port}")))
 }
 
 #[tokio::main]
