@@ -36,6 +36,9 @@ pub struct ManagerConfig {
     pub redis: Option<String>,
     /// The cluster secret that seals what is stored in Redis.
     pub secret: Option<Secret>,
+    /// PEM certificates of the authorities trusted for `rediss://` instead
+    /// of the system's roots.
+    pub redis_ca: Option<Vec<u8>>,
 }
 
 impl ManagerConfig {
@@ -87,6 +90,26 @@ impl ManagerConfig {
                 "a manager cluster needs its cluster secret: set secret (64 hex characters; `theia secret generate` prints one) or secret_file".into(),
             ));
         }
+        let redis_ca = match c.opt_string("redis_ca")?.filter(|s| !s.is_empty()) {
+            None => None,
+            Some(file) => {
+                if !redis.as_deref().is_some_and(|u| u.starts_with("rediss://")) {
+                    return Err(invalid(
+                        "redis_ca",
+                        "is for a Redis reached over TLS: set redis to a rediss:// URL".into(),
+                    ));
+                }
+                let pem = std::fs::read(&file)
+                    .map_err(|e| invalid("redis_ca", format!("cannot read {file}: {e}")))?;
+                if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                    return Err(invalid(
+                        "redis_ca",
+                        format!("{file} holds no PEM certificate"),
+                    ));
+                }
+                Some(pem)
+            }
+        };
         let heartbeat_interval = c.duration("heartbeat_interval")?;
         let suspect_after = c.duration("suspect_after")?;
         let down_after = c.duration("down_after")?;
@@ -130,6 +153,7 @@ impl ManagerConfig {
             claim_retention: c.duration("claim_retention")?,
             redis,
             secret,
+            redis_ca,
         })
     }
 

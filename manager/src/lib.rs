@@ -81,7 +81,9 @@ impl Manager {
                 let secret = config.secret.as_ref().context(
                     "redis: a manager cluster needs its cluster secret (secret or secret_file)",
                 )?;
-                Store::Redis(Box::new(RedisStore::open(redis, secret, &id).await?))
+                Store::Redis(Box::new(
+                    RedisStore::open(redis, config.redis_ca.as_deref(), secret, &id).await?,
+                ))
             }
             None => Store::Embedded(Arc::new(EmbeddedStore::open(&config.data_dir)?)),
         };

@@ -36,6 +36,9 @@ struct Args {
     /// Redis URL of the store (redis://HOST:PORT[/DB] or rediss://) [default: embedded store].
     #[arg(long)]
     redis: Option<String>,
+    /// PEM file of the authorities that sign Redis's certificate (rediss://) [default: system roots].
+    #[arg(long)]
+    redis_ca: Option<String>,
     /// Seconds a peer's clock may run ahead [default: 1.0].
     #[arg(long)]
     clock_offset: Option<String>,
@@ -75,6 +78,7 @@ impl Args {
             ("secret", &self.secret),
             ("secret_file", &self.secret_file),
             ("redis", &self.redis),
+            ("redis_ca", &self.redis_ca),
             ("clock_offset", &self.clock_offset),
             ("sync_delta", &self.sync_delta),
             ("sync_max", &self.sync_max),

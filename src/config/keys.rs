@@ -84,9 +84,15 @@ pub const KEYS: &[KeySpec] = &[
             "redis",
             None,
             "theia-manager",
-            "Redis URL of a manager cluster's store (redis://host:port)",
+            "Redis URL of a manager cluster's store (redis://host:port, or rediss:// over TLS)",
         )
     },
+    key(
+        "redis_ca",
+        None,
+        "theia-manager",
+        "PEM file of the certificate authorities that sign Redis's certificate, for rediss:// [default: the system's roots]",
+    ),
     key(
         "clock_offset",
         Some("1.0"),

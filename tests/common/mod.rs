@@ -3,6 +3,9 @@
 //! helpers bounded in time.
 #![allow(dead_code)]
 
+mod pki;
+pub use pki::TestPki;
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -447,6 +450,15 @@ impl Child {
     }
 }
 
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Spawns `program args` and waits until a line of its output (stdout or
 /// stderr) contains `marker`; returns the child and the first
 /// `127.0.0.1:<port>` address that appeared in its output.
@@ -537,11 +549,7 @@ impl TestRedis {
     /// command installs it).
     pub fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let mut redis = Self {
             port,
             dir,

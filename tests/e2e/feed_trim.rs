@@ -15,14 +15,6 @@ fn signal(child: &Child, signal: &str) {
     assert!(sent.success(), "kill -{signal}");
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Waits until the manager behind `api` lists claim `id`.
 async fn shows(api: &Clients, id: &str, what: &str) {
     eventually(what, || {

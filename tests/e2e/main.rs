@@ -19,5 +19,6 @@ mod placement;
 mod python_sdk;
 mod readme;
 mod redis_store;
+mod redis_tls;
 mod restart;
 mod tour;

@@ -218,17 +218,38 @@ impl RedisStore {
     /// Connects to `url`, checks `secret` against the cluster's key-check
     /// record (writing one only for a new cluster), reads or makes the
     /// cluster id, and notes where the feed stands before anything is read.
-    pub async fn open(url: &str, secret: &Secret, manager_id: &str) -> Result<Self, StoreError> {
+    pub async fn open(
+        url: &str,
+        ca: Option<&[u8]>,
+        secret: &Secret,
+        manager_id: &str,
+    ) -> Result<Self, StoreError> {
         let location = redact(url);
-        let client = redis::Client::open(url).map_err(|e| {
-            StoreError::Unavailable(format!("redis: {location} is not a Redis URL: {e}"))
-        })?;
+        let client = match ca {
+            None => redis::Client::open(url),
+            Some(pem) => redis::Client::build_with_tls(
+                url,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.to_vec()),
+                },
+            ),
+        }
+        .map_err(|e| StoreError::Unavailable(format!("redis: {location}: {e}")))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(RESPONSE_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             .set_number_of_retries(2);
         let unreachable = |e: redis::RedisError| {
-            StoreError::Unavailable(format!("cannot reach Redis at {location}: {e}"))
+            let text = e.to_string();
+            let hint = if text.contains("certificate") {
+                " (set redis_ca to the PEM file of the authority that signed Redis's certificate)"
+            } else if url.starts_with("redis://") && text.contains("reset by peer") {
+                " (if that port speaks TLS, use a rediss:// URL)"
+            } else {
+                ""
+            };
+            StoreError::Unavailable(format!("cannot reach Redis at {location}: {text}{hint}"))
         };
         let mut conn = client
             .get_connection_manager_with_config(config.clone())
@@ -814,7 +835,7 @@ mod tests {
         let secret = Secret::from_hex(&"42".repeat(32)).unwrap();
         let url = format!("redis://127.0.0.1:{port}");
         for _ in 0..250 {
-            match RedisStore::open(&url, &secret, "m-test").await {
+            match RedisStore::open(&url, None, &secret, "m-test").await {
                 Ok(store) => return store,
                 Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
             }
