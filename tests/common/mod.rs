@@ -35,6 +35,45 @@ pub fn fast(config: &mut ManagerConfig) {
     config.liveness.down_after = Duration::from_millis(3000);
 }
 
+/// The real `theia-manager` binary on `redis`, in a process of its own (so
+/// that it can be killed with SIGKILL), listening on `addr` with its data in
+/// `dir` and [`fast`] liveness settings; returns once it serves.
+pub fn manager_process(dir: &Path, addr: &str, redis: &TestRedis, secret: &str) -> Child {
+    let (child, _) = spawn_until(
+        &bin_dir().join("theia-manager"),
+        &[
+            "--listen",
+            addr,
+            "--data-dir",
+            dir.to_str().expect("utf-8 path"),
+            "--redis",
+            &redis.url(),
+            "--secret",
+            secret,
+            "--heartbeat-interval",
+            "100ms",
+            "--report-interval",
+            "200ms",
+            "--suspect-after",
+            "1s",
+            "--down-after",
+            "3s",
+        ],
+        "serving",
+    );
+    child
+}
+
+/// A channel to a manager at `addr` (`127.0.0.1:port`), reconnecting by
+/// itself when the manager comes back.
+pub async fn channel_to(addr: &str) -> Channel {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .expect("address")
+        .connect()
+        .await
+        .expect("manager answers")
+}
+
 /// A manager running in this process.
 pub struct TestManager {
     /// Where it listens.

@@ -282,7 +282,7 @@ async fn books(api: &mut Clients) -> (BTreeMap<String, u32>, ClaimsSnapshot) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chaos_three_managers_four_agents_kills_and_a_redis_restart() {
+async fn chaos_three_managers_four_agents_a_kill_9_and_a_redis_restart() {
     init();
     let mut redis = TestRedis::start();
     let dir = tempfile::tempdir().unwrap();
@@ -290,10 +290,15 @@ async fn chaos_three_managers_four_agents_kills_and_a_redis_restart() {
         redis_config(&dir.path().join(format!("m{n}")), redis, SECRET)
     };
     let mut managers = Vec::new();
-    for n in 0..3 {
-        managers.push(Some(TestManager::start_with(config(n, &redis)).await));
+    for n in 0..2 {
+        managers.push(TestManager::start_with(config(n, &redis)).await);
     }
-    let urls: Vec<String> = managers.iter().flatten().map(TestManager::url).collect();
+    // The third is the real binary, killed with SIGKILL half-way.
+    let third_addr = format!("127.0.0.1:{}", free_port());
+    let third_dir = dir.path().join("m2");
+    let mut third = Some(manager_process(&third_dir, &third_addr, &redis, SECRET));
+    let mut urls: Vec<String> = managers.iter().map(TestManager::url).collect();
+    urls.push(format!("http://{third_addr}"));
     let mut agents = Vec::new();
     for n in 0..4 {
         // Each agent prefers a different manager and knows them all.
@@ -307,7 +312,7 @@ async fn chaos_three_managers_four_agents_kills_and_a_redis_restart() {
             dir.path().join(format!("agent-{n}")),
         ));
     }
-    let mut first = Clients::new(managers[0].as_ref().unwrap().channel().await);
+    let mut first = Clients::new(managers[0].channel().await);
     for n in 0..4 {
         first
             .wait_liveness(&format!("dc-{n}"), v1::Liveness::Alive)
@@ -316,9 +321,10 @@ async fn chaos_three_managers_four_agents_kills_and_a_redis_restart() {
     first.create_tenant("acme", &[("compute.vcpu", "24")]).await;
     first.create_profile("one", &[("compute.vcpu", "1")]).await;
     let mut clients_of = Vec::new();
-    for m in managers.iter().flatten() {
+    for m in &managers {
         clients_of.push(Clients::new(m.channel().await));
     }
+    clients_of.push(Clients::new(channel_to(&third_addr).await));
     for api in &clients_of {
         eventually("the profile reaches every manager", || {
             let mut api = api.clone();
@@ -367,7 +373,7 @@ async fn chaos_three_managers_four_agents_kills_and_a_redis_restart() {
         });
     }
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
-    managers[2].take().unwrap().kill().await;
+    third.take().expect("running").kill9();
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     redis.restart();
     tokio::time::sleep(std::time::Duration::from_millis(800)).await;
@@ -377,12 +383,14 @@ async fn chaos_three_managers_four_agents_kills_and_a_redis_restart() {
         acked.extend(done.expect("client"));
     }
     assert!(!acked.is_empty(), "some claims went through the chaos");
-    // The killed manager comes back on a new port; agents fail over as needed.
-    managers[2] = Some(TestManager::start_with(config(2, &redis)).await);
+    // The killed manager comes back (same address and data directory);
+    // agents fail over as needed.
+    let third = manager_process(&third_dir, &third_addr, &redis, SECRET);
     let mut apis = Vec::new();
-    for m in managers.iter().flatten() {
+    for m in &managers {
         apis.push(Clients::new(m.channel().await));
     }
+    apis.push(Clients::new(channel_to(&third_addr).await));
 
     // Every manager converges on the same books, none over capacity or quota,
     // with every acknowledged claim.
@@ -428,7 +436,11 @@ async fn chaos_three_managers_four_agents_kills_and_a_redis_restart() {
     for agent in agents {
         agent.stop().await;
     }
-    for m in managers.into_iter().flatten() {
+    assert!(
+        third.terminate().success(),
+        "the restarted manager stops cleanly"
+    );
+    for m in managers {
         m.stop().await;
     }
 }
