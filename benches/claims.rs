@@ -92,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
             state_dir: dir.path().join(format!("agent-{i}")),
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(1),
+            ca: None,
         };
         agents.push(tokio::spawn(theia_agent::run(
             config,

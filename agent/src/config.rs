@@ -26,6 +26,9 @@ pub struct AgentConfig {
     pub reconnect_min: Duration,
     /// The longest reconnect delay.
     pub reconnect_max: Duration,
+    /// A PEM file of the authorities trusted for `https://` managers
+    /// instead of the system's bundle.
+    pub ca: Option<PathBuf>,
 }
 
 /// Which driver connects the agent to its management plane.
@@ -150,6 +153,14 @@ impl AgentConfig {
             ));
         }
 
+        let ca = c
+            .opt_string("ca")?
+            .filter(|s| !s.is_empty())
+            .map(PathBuf::from);
+        if let Some(path) = &ca {
+            theia::api::tls::read_ca(path).map_err(|reason| invalid("ca", reason))?;
+        }
+
         Ok(Self {
             managers,
             dc,
@@ -158,6 +169,7 @@ impl AgentConfig {
             state_dir: PathBuf::from(state_dir),
             reconnect_min,
             reconnect_max,
+            ca,
         })
     }
 }

@@ -22,7 +22,6 @@ pub mod driver;
 mod reconcile;
 mod run;
 mod session;
-mod tls;
 
 pub use backoff::{Backoff, backoff_delay};
 pub use config::{AgentConfig, DriverConfig};

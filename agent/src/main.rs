@@ -42,6 +42,9 @@ struct Args {
     /// Longest reconnect delay [default: 30s].
     #[arg(long)]
     reconnect_max: Option<String>,
+    /// PEM file of the authorities that sign the managers' certificates [default: the system's CA bundle].
+    #[arg(long)]
+    ca: Option<String>,
     /// Log filter, e.g. info or theia_agent=debug [default: info].
     #[arg(long)]
     log: Option<String>,
@@ -59,6 +62,7 @@ impl Args {
             ("state_dir", &self.state_dir),
             ("reconnect_min", &self.reconnect_min),
             ("reconnect_max", &self.reconnect_max),
+            ("ca", &self.ca),
             ("log", &self.log),
         ]
         .into_iter()

@@ -11,7 +11,9 @@ use tokio::task::JoinHandle;
 use crate::backoff::Backoff;
 use crate::config::check_manager_url;
 use crate::session::{Agent, End, millis, stopped};
-use crate::{AgentConfig, driver, tls};
+use theia::api::tls::{Trust, client_tls, is_loopback_url, read_ca};
+
+use crate::{AgentConfig, driver};
 
 /// Aborts the task it holds when dropped, so that `run` leaves nothing
 /// behind however it returns.
@@ -40,14 +42,24 @@ pub async fn run(
     }
     let driver = driver::open(&config.driver, &config.state_dir)
         .with_context(|| format!("cannot start the {} driver", config.driver.name()))?;
-    let (tls, ca_bundle) = tls::client_tls();
-    if ca_bundle.is_none()
-        && config
-            .managers
-            .iter()
-            .any(|m| m.to_ascii_lowercase().starts_with("https:"))
-    {
-        tracing::warn!("no CA bundle found (set SSL_CERT_FILE); https managers cannot be verified");
+    let ca = match &config.ca {
+        Some(path) => Some((
+            path.clone(),
+            read_ca(path).map_err(|e| anyhow::anyhow!("ca: {e}"))?,
+        )),
+        None => None,
+    };
+    let (tls, trust) = client_tls(ca.as_ref().map(|(p, pem)| (p.as_path(), pem.as_slice())));
+    let https = |m: &String| m.to_ascii_lowercase().starts_with("https:");
+    if trust == Trust::Nothing && config.managers.iter().any(https) {
+        tracing::warn!(
+            "no CA bundle found (set ca, or SSL_CERT_FILE); https managers cannot be verified"
+        );
+    }
+    for plain in config.managers.iter().filter(|m| !https(m)) {
+        if !is_loopback_url(plain) {
+            tracing::warn!(manager = %plain, "talking to a manager in plaintext: anyone on the network can read and change what it sends; use https://");
+        }
     }
 
     // The shutdown future is awaited once, here; every wait of the agent

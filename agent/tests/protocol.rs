@@ -184,6 +184,7 @@ async fn speaks_the_protocol_fails_over_and_stops_cleanly() {
         state_dir: state.path().to_owned(),
         reconnect_min: Duration::from_millis(10),
         reconnect_max: Duration::from_millis(40),
+        ca: None,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let agent = tokio::spawn(run(config, async move {
@@ -297,6 +298,7 @@ async fn stops_promptly_while_waiting_to_reconnect() {
         state_dir: state.path().to_owned(),
         reconnect_min: Duration::from_secs(3600),
         reconnect_max: Duration::from_secs(3600),
+        ca: None,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let start = tokio::time::Instant::now();
@@ -332,6 +334,7 @@ async fn an_unusable_state_dir_is_an_error() {
         state_dir: file.join("state"),
         reconnect_min: Duration::from_millis(10),
         reconnect_max: Duration::from_millis(10),
+        ca: None,
     };
     let e = run(config, std::future::pending()).await.unwrap_err();
     let text = format!("{e:#}");

@@ -38,6 +38,9 @@ pub struct GlobalArgs {
     /// A YAML config file, above the user and system files.
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// PEM file of the authorities that sign the manager's certificate (https://) [default: the system's CA bundle].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca: Option<String>,
 }
 
 impl GlobalArgs {
@@ -49,6 +52,9 @@ impl GlobalArgs {
         }
         if let Some(o) = self.output {
             flags.push(("output".to_owned(), o.as_str().to_owned()));
+        }
+        if let Some(ca) = &self.ca {
+            flags.push(("ca".to_owned(), ca.clone()));
         }
         flags
     }

@@ -2,11 +2,14 @@
 
 use std::time::Duration;
 
+use std::path::PathBuf;
 use theia::api::v1::claim_service_client::ClaimServiceClient;
 use theia::api::v1::cluster_service_client::ClusterServiceClient;
 use theia::api::v1::infrastructure_service_client::InfrastructureServiceClient;
 use theia::api::v1::profile_service_client::ProfileServiceClient;
 use theia::api::v1::tenant_service_client::TenantServiceClient;
+
+use theia::api::tls::client_tls;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{CliError, chain};
@@ -37,8 +40,17 @@ impl Client {
     /// Connects now, so that an unreachable manager is reported as such
     /// before any request is made.
     pub async fn connect(manager: &str) -> Result<Self, CliError> {
+        Self::connect_trusting(manager, None).await
+    }
+
+    /// Connects, trusting the authorities in `ca` (a PEM file's path and
+    /// content) for an `https://` manager instead of the system's bundle.
+    pub async fn connect_trusting(
+        manager: &str,
+        ca: Option<(PathBuf, Vec<u8>)>,
+    ) -> Result<Self, CliError> {
         let url = normalise_url(manager);
-        let endpoint = Endpoint::from_shared(url.clone())
+        let mut endpoint = Endpoint::from_shared(url.clone())
             .map_err(|e| {
                 CliError::other(format!(
                     "manager: {url:?} is not a URL such as http://127.0.0.1:7070 ({})",
@@ -47,6 +59,12 @@ impl Client {
             })?
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(CALL_TIMEOUT);
+        if endpoint.uri().scheme_str() == Some("https") {
+            let (tls, _) = client_tls(ca.as_ref().map(|(p, pem)| (p.as_path(), pem.as_slice())));
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| CliError::other(format!("TLS: {}", chain(&e))))?;
+        }
         let channel = endpoint
             .connect()
             .await

@@ -42,6 +42,22 @@ impl CliError {
     /// Reads a failed call: transport failures (they carry a source) mean the
     /// manager was not reached; anything else is the server's answer.
     pub fn from_status(status: tonic::Status, url: &str) -> Self {
+        // Plain HTTP/2 to a TLS port: the handshake fails as a broken
+        // stream, a protocol error or a call cancelled under it.
+        let broken = status.code() != Code::Unavailable
+            && (status.source().is_some()
+                || status.message().contains("h2 protocol error")
+                || status.message() == "transport error");
+        if url.starts_with("http://") && broken {
+            return Self::Unreachable {
+                url: url.to_owned(),
+                cause: format!(
+                    "{} (if it serves TLS, use https://{})",
+                    status.message(),
+                    url.trim_start_matches("http://")
+                ),
+            };
+        }
         if status.code() == Code::Unavailable && status.source().is_some() {
             let cause = match status.source() {
                 Some(source) => chain(source),
@@ -130,6 +146,10 @@ pub fn chain(error: &(dyn StdError + 'static)) -> String {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Unreachable { url, cause } if cause.contains("certificate") => write!(
+                f,
+                "cannot reach the manager at {url}: its certificate is not trusted (pass --ca with the authority that signed it): {cause}"
+            ),
             Self::Unreachable { url, cause } => write!(
                 f,
                 "cannot reach the manager at {url} (is theia-manager or `theia dev` running?): {cause}"

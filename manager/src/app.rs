@@ -66,6 +66,12 @@ impl App {
             .max(self.config.heartbeat_interval * 3)
     }
 
+    /// Whether this manager serves plaintext on an address other machines
+    /// can reach: what `--insecure` warns about.
+    pub fn plaintext_on_network(&self) -> bool {
+        self.config.tls.is_none() && !self.address.ip().is_loopback()
+    }
+
     /// Tells long-lived streams to end.
     pub fn stop(&self) {
         self.stop.send_replace(true);

@@ -39,6 +39,40 @@ pub struct ManagerConfig {
     /// PEM certificates of the authorities trusted for `rediss://` instead
     /// of the system's roots.
     pub redis_ca: Option<Vec<u8>>,
+    /// The certificate and key files the API serves TLS with (read when the
+    /// manager binds, so that a renewed certificate is taken at restart).
+    pub tls: Option<TlsFiles>,
+    /// Whether plaintext is allowed (no `tls`): `theia dev` and tests on
+    /// loopback, or an operator who said `--insecure`.
+    pub insecure: bool,
+}
+
+/// PEM files of a certificate chain and its private key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The certificate chain (`tls_cert`).
+    pub cert: PathBuf,
+    /// The private key (`tls_key`).
+    pub key: PathBuf,
+}
+
+impl TlsFiles {
+    /// Reads both files as a TLS identity; errors name the key and the file.
+    pub fn identity(&self) -> anyhow::Result<tonic::transport::Identity> {
+        let read = |key: &str, path: &PathBuf, marker: &[u8]| -> anyhow::Result<Vec<u8>> {
+            let pem = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("{key}: cannot read {}: {e}", path.display()))?;
+            anyhow::ensure!(
+                pem.windows(marker.len()).any(|w| w == marker),
+                "{key}: {} is not a PEM file of the right kind",
+                path.display()
+            );
+            Ok(pem)
+        };
+        let cert = read("tls_cert", &self.cert, b"-----BEGIN CERTIFICATE-----")?;
+        let key = read("tls_key", &self.key, b"PRIVATE KEY-----")?;
+        Ok(tonic::transport::Identity::from_pem(cert, key))
+    }
 }
 
 impl ManagerConfig {
@@ -110,6 +144,35 @@ impl ManagerConfig {
                 Some(pem)
             }
         };
+        let tls = match (
+            c.opt_string("tls_cert")?.filter(|s| !s.is_empty()),
+            c.opt_string("tls_key")?.filter(|s| !s.is_empty()),
+        ) {
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: PathBuf::from(cert),
+                key: PathBuf::from(key),
+            }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(invalid("tls_cert", "needs tls_key, its private key".into()));
+            }
+            (None, Some(_)) => {
+                return Err(invalid("tls_key", "needs tls_cert, its certificate".into()));
+            }
+        };
+        let insecure = c.bool("insecure")?;
+        if tls.is_none() && !insecure {
+            return Err(ConfigError::Missing {
+                key: "tls_cert".to_owned(),
+                hint: "the API serves TLS: set tls_cert and tls_key (--tls-cert, --tls-key: PEM files), or --insecure (insecure: true) to serve plaintext".to_owned(),
+            });
+        }
+        if tls.is_some() && insecure {
+            return Err(invalid(
+                "insecure",
+                "is for a manager without TLS, but tls_cert and tls_key are set: drop one or the other".into(),
+            ));
+        }
         let heartbeat_interval = c.duration("heartbeat_interval")?;
         let suspect_after = c.duration("suspect_after")?;
         let down_after = c.duration("down_after")?;
@@ -154,13 +217,21 @@ impl ManagerConfig {
             redis,
             secret,
             redis_ca,
+            tls,
+            insecure,
         })
     }
 
     /// Defaults with a data directory and a listen address, for tests and `theia dev`.
+    /// Plaintext: it is meant for loopback.
     pub fn for_dir(data_dir: impl Into<PathBuf>, listen: SocketAddr) -> Self {
-        let mut c =
-            Self::from_config(&theia::config::resolve([])).expect("built-in defaults are valid");
+        let plaintext = theia::config::Setting {
+            key: "insecure".to_owned(),
+            value: theia::config::Value::Text("true".to_owned()),
+            source: theia::config::Source::Default,
+        };
+        let mut c = Self::from_config(&theia::config::resolve([plaintext]))
+            .expect("built-in defaults are valid");
         c.data_dir = data_dir.into();
         c.listen = listen;
         c

@@ -28,7 +28,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::TcpListenerStream;
 
-pub use config::{ManagerConfig, Secret};
+pub use config::{ManagerConfig, Secret, TlsFiles};
 
 use crate::app::App;
 use crate::ledger::Ledger;
@@ -75,6 +75,12 @@ fn write_new(path: &Path, text: &str) -> std::io::Result<()> {
 impl Manager {
     /// Opens the store in `config.data_dir` and binds `config.listen`.
     pub async fn bind(config: ManagerConfig) -> anyhow::Result<Manager> {
+        if let Some(tls) = &config.tls {
+            // Unusable certificates stop the manager before it opens anything.
+            tonic::transport::Server::builder()
+                .tls_config(tonic::transport::ServerTlsConfig::new().identity(tls.identity()?))
+                .context("tls_cert and tls_key do not make a usable TLS identity")?;
+        }
         let id = manager_id(&config)?;
         let store = match &config.redis {
             Some(redis) => {
@@ -173,8 +179,24 @@ impl Manager {
             let _ = drained_tx.send(());
         };
         let location = app.ledger.lock().await.location().to_owned();
-        tracing::info!(manager = %app.manager_id, address = %app.address, store = %location, "theia-manager serving");
-        let server = tonic::transport::Server::builder()
+        let mut builder = tonic::transport::Server::builder();
+        let scheme = match &app.config.tls {
+            Some(tls) => {
+                let identity = tls.identity()?;
+                builder = builder
+                    .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+                    .context("tls_cert and tls_key do not make a usable TLS identity")?;
+                "https"
+            }
+            None => {
+                if app.plaintext_on_network() {
+                    tracing::warn!(address = %app.address, "serving plaintext (insecure): anyone on the network can read every call and act as anyone; set tls_cert and tls_key");
+                }
+                "http"
+            }
+        };
+        tracing::info!(manager = %app.manager_id, address = %app.address, url = %format!("{scheme}://{}", app.address), store = %location, "theia-manager serving");
+        let server = builder
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -21,6 +21,15 @@ struct Args {
     /// Address of the gRPC API [default: 127.0.0.1:7070].
     #[arg(long)]
     listen: Option<String>,
+    /// PEM file of the certificate (chain) to serve TLS with.
+    #[arg(long)]
+    tls_cert: Option<String>,
+    /// PEM file of the private key of --tls-cert.
+    #[arg(long)]
+    tls_key: Option<String>,
+    /// Serve plaintext (no TLS certificate); warned about at start and on every agent connection.
+    #[arg(long)]
+    insecure: bool,
     /// Where the embedded store keeps its data [default: /var/lib/theia].
     #[arg(long)]
     data_dir: Option<String>,
@@ -73,6 +82,9 @@ impl Args {
     fn flags(&self) -> Vec<(String, String)> {
         [
             ("listen", &self.listen),
+            ("tls_cert", &self.tls_cert),
+            ("tls_key", &self.tls_key),
+            ("insecure", &self.insecure.then(|| "true".to_owned())),
             ("data_dir", &self.data_dir),
             ("manager_id", &self.manager_id),
             ("secret", &self.secret),

@@ -3,6 +3,7 @@
 //! with errors that name the offending field.
 
 mod convert;
+pub mod tls;
 
 pub use convert::{
     claim_spec_from_wire, claim_spec_to_wire, claim_to_wire, placement_to_wire, profile_from_wire,

@@ -52,6 +52,24 @@ pub const KEYS: &[KeySpec] = &[
         "address the gRPC API listens on",
     ),
     key(
+        "tls_cert",
+        None,
+        "theia-manager",
+        "PEM file of the certificate (chain) the API serves TLS with; needs tls_key",
+    ),
+    key(
+        "tls_key",
+        None,
+        "theia-manager",
+        "PEM file of the private key of tls_cert (keep it readable by the manager only)",
+    ),
+    key(
+        "insecure",
+        Some("false"),
+        "theia-manager",
+        "serve plaintext when no TLS certificate is set; warned about at start and on every agent connection",
+    ),
+    key(
         "data_dir",
         Some("/var/lib/theia"),
         "theia-manager",
@@ -152,6 +170,12 @@ pub const KEYS: &[KeySpec] = &[
         Some("http://127.0.0.1:7070"),
         "theia-agent",
         "managers to connect to, tried in order",
+    ),
+    key(
+        "ca",
+        None,
+        "theia, theia-agent",
+        "PEM file of the authorities that sign the managers' certificates, for https:// managers [default: the system's CA bundle]",
     ),
     key(
         "dc",

@@ -237,6 +237,11 @@ impl Config {
         self.required(key, v)
     }
 
+    /// A yes or no; `false` when unset.
+    pub fn bool(&self, key: &str) -> Result<bool, ConfigError> {
+        Ok(self.typed(key, Value::as_bool)?.unwrap_or(false))
+    }
+
     /// A whole number that must be set.
     pub fn u64(&self, key: &str) -> Result<u64, ConfigError> {
         let v = self.typed(key, Value::as_u64)?;

@@ -70,6 +70,16 @@ impl Value {
         })
     }
 
+    /// A yes or no: `true`/`false`, `yes`/`no`, `on`/`off` or `1`/`0`.
+    pub fn as_bool(&self) -> Result<bool, String> {
+        let s = self.as_text()?;
+        match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "yes" | "on" | "1" => Ok(true),
+            "false" | "no" | "off" | "0" | "" => Ok(false),
+            _ => Err(format!("{s:?} is not true or false")),
+        }
+    }
+
     /// A whole number.
     pub fn as_u64(&self) -> Result<u64, String> {
         let s = self.as_text()?;

@@ -58,6 +58,7 @@ pub fn manager_process(dir: &Path, addr: &str, redis: &TestRedis, secret: &str) 
             "1s",
             "--down-after",
             "3s",
+            "--insecure",
         ],
         "serving",
     );
@@ -182,6 +183,7 @@ impl TestAgent {
             state_dir: state_dir.clone(),
             reconnect_min: Duration::from_millis(50),
             reconnect_max: Duration::from_millis(500),
+            ca: None,
         };
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(theia_agent::run(config, async move {

@@ -11,7 +11,13 @@ fn a_manager_killed_with_sigkill_keeps_every_acknowledged_claim() {
     let data_arg = data.to_str().unwrap();
     let (manager, addr) = spawn_until(
         &bin.join("theia-manager"),
-        &["--listen", "127.0.0.1:0", "--data-dir", data_arg],
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_arg,
+            "--insecure",
+        ],
         "serving",
     );
 
@@ -72,7 +78,7 @@ fn a_manager_killed_with_sigkill_keeps_every_acknowledged_claim() {
     manager.kill9();
     let (manager, addr2) = spawn_until(
         &bin.join("theia-manager"),
-        &["--listen", &addr, "--data-dir", data_arg],
+        &["--listen", &addr, "--data-dir", data_arg, "--insecure"],
         "serving",
     );
     assert_eq!(addr2, addr);

@@ -61,6 +61,7 @@ async fn a_manager_behind_the_trimmed_feed_reloads_and_misses_nothing() {
             SECRET,
             "--data-dir",
             b_dir.to_str().unwrap(),
+            "--insecure",
         ],
         "serving",
     );

@@ -21,4 +21,5 @@ mod readme;
 mod redis_store;
 mod redis_tls;
 mod restart;
+mod tls;
 mod tour;

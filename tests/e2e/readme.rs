@@ -116,10 +116,25 @@ fn injected_by_the_test_runner(key: &str) -> bool {
 
 /// Waits until `theia dc list` against `addr` names `dc`.
 fn wait_for_dc(addr: &str, dc: &str) {
+    wait_for_dc_at(&format!("http://{addr}"), None, dc);
+}
+
+/// Waits until `theia dc list` against `url` (trusting `ca`) shows `dc`.
+fn wait_for_dc_at(addr: &str, ca: Option<&std::path::Path>, dc: &str) {
     let theia = bin_dir().join("theia");
     let deadline = std::time::Instant::now() + PATIENCE;
     loop {
-        let (ok, out, err) = run(&theia, &["dc", "list"], addr);
+        let mut command = std::process::Command::new(&theia);
+        command.args(["dc", "list"]).env("THEIA_MANAGER", addr);
+        if let Some(ca) = ca {
+            command.env("THEIA_CA", ca);
+        }
+        let out = command.output().expect("theia runs");
+        let (ok, out, err) = (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
         if ok && out.contains(dc) {
             return;
         }
@@ -190,20 +205,25 @@ fn running_it_for_real_starts_a_manager_and_an_agent_from_the_examples() {
         std::env::var("PATH").unwrap_or_default()
     );
     let dir = tempfile::tempdir().unwrap();
+    // The example serves TLS: its certificate and key, from a test CA.
+    let pki = TestPki::new();
     let mut command = shell(&manager[0], dir.path());
     command
         .env("PATH", &path)
         .env("THEIA_LISTEN", "127.0.0.1:0")
-        .env("THEIA_DATA_DIR", dir.path().join("data"));
+        .env("THEIA_DATA_DIR", dir.path().join("data"))
+        .env("THEIA_TLS_CERT", &pki.cert)
+        .env("THEIA_TLS_KEY", &pki.key);
     let (manager, addr) = spawn_command_until(command, "serving");
 
     let mut command = shell(&agent[0], dir.path());
     command
         .env("PATH", &path)
-        .env("THEIA_MANAGERS", format!("http://{addr}"))
+        .env("THEIA_MANAGERS", format!("https://{addr}"))
+        .env("THEIA_CA", &pki.ca)
         .env("THEIA_STATE_DIR", dir.path().join("agent"));
     let (agent, _) = spawn_command_until(command, "127.0.0.1");
-    wait_for_dc(&addr, "dc-ams-1");
+    wait_for_dc_at(&format!("https://{addr}"), Some(&pki.ca), "dc-ams-1");
 
     assert!(agent.terminate().success(), "the agent stops cleanly");
     assert!(manager.terminate().success(), "the manager stops cleanly");

@@ -118,7 +118,13 @@ async fn what_a_manager_acknowledged_survives_it_and_redis_and_nothing_is_readab
 /// (success, stderr).
 fn manager_binary(redis: &TestRedis, dir: &std::path::Path, extra: &[&str]) -> (bool, String) {
     let out = std::process::Command::new(bin_dir().join("theia-manager"))
-        .args(["--listen", "127.0.0.1:0", "--redis", &redis.url()])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure",
+            "--redis",
+            &redis.url(),
+        ])
         .arg("--data-dir")
         .arg(dir)
         .args(extra)

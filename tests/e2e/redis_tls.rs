@@ -143,6 +143,7 @@ fn redis_ca_is_refused_for_plain_redis_and_for_a_file_with_no_certificate() {
             .args([
                 "--listen",
                 "127.0.0.1:0",
+                "--insecure",
                 "--redis",
                 url,
                 "--secret",

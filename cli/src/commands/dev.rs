@@ -161,6 +161,7 @@ fn agent_config(url: &str, data_dir: &Path) -> AgentConfig {
         state_dir: data_dir.join("agent"),
         reconnect_min: Duration::from_millis(100),
         reconnect_max: Duration::from_secs(2),
+        ca: None,
     }
 }
 

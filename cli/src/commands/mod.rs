@@ -40,7 +40,21 @@ impl Ctx {
 
     /// Connects to the configured manager.
     pub async fn client(&self) -> Result<Client, CliError> {
-        Client::connect(&self.config.string("manager")?).await
+        let ca = match self.config.opt_string("ca")?.filter(|s| !s.is_empty()) {
+            None => None,
+            Some(file) => {
+                let path = std::path::PathBuf::from(file);
+                let pem = theia::api::tls::read_ca(&path).map_err(|reason| {
+                    CliError::Config(ConfigError::Invalid {
+                        key: "ca".to_owned(),
+                        origin: self.config.source("ca").cloned().unwrap_or(Source::Default),
+                        reason,
+                    })
+                })?;
+                Some((path, pem))
+            }
+        };
+        Client::connect_trusting(&self.config.string("manager")?, ca).await
     }
 }
 

@@ -214,6 +214,7 @@ impl AgentService for Api {
         &self,
         req: Request<Streaming<v1::AgentMessage>>,
     ) -> Result<Response<OutStream>, Status> {
+        let peer = req.remote_addr();
         let mut inbound = req.into_inner();
         let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
             .await
@@ -279,6 +280,10 @@ impl AgentService for Api {
         }
         drop(tx);
         tracing::info!(datacenter = %dc, version = %hello.version, driver = %hello.driver, "agent connected");
+        if self.plaintext_on_network() {
+            let peer = peer.map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+            tracing::warn!(datacenter = %dc, peer = %peer, "agent connected over plaintext (insecure): its assignments and reports cross the network unprotected");
+        }
         let api = self.clone();
         tokio::spawn(async move { api.session(dc, id, inbound).await });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
