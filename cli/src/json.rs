@@ -42,6 +42,8 @@ pub fn datacenter(dc: &v1::Datacenter) -> Value {
         "driver": dc.driver,
         "capacity": dc.capacity.iter().map(capacity).collect::<Vec<_>>(),
         "claims": dc.claims,
+        "over_committed": dc.over_committed,
+        "ignored_reports": dc.ignored_reports,
     })
 }
 

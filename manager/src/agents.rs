@@ -23,6 +23,8 @@ struct Inner {
     last_seen: HashMap<String, (Instant, u64)>,
     /// Unix ms at which any manager of the cluster last heard each datacenter.
     remote_seen: HashMap<String, u64>,
+    /// Reports ignored per datacenter since this manager started.
+    ignored_reports: HashMap<String, u64>,
     next_id: u64,
 }
 
@@ -86,6 +88,20 @@ impl Agents {
             (a, b) => a.or(b),
         };
         self.policy.judge(silent)
+    }
+
+    /// Counts a report from `dc`'s agent that was not taken.
+    pub fn ignored_report(&self, dc: &str) {
+        *self
+            .lock()
+            .ignored_reports
+            .entry(dc.to_owned())
+            .or_default() += 1;
+    }
+
+    /// Reports from `dc`'s agent not taken since this manager started.
+    pub fn ignored_reports(&self, dc: &str) -> u64 {
+        self.lock().ignored_reports.get(dc).copied().unwrap_or(0)
     }
 
     /// Records when other managers last heard datacenters (Unix ms).

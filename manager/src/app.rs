@@ -100,25 +100,37 @@ impl App {
             .collect()
     }
 
-    /// The datacenters holding part of `claim` that are down or whose agent
-    /// could not apply their part.
-    pub fn at_risk(&self, claim: &Claim) -> Vec<String> {
+    /// The datacenters holding part of `claim` that are down, whose agent
+    /// could not apply their part, or that are over-committed.
+    pub fn at_risk(&self, books: &Books, claim: &Claim) -> Vec<String> {
         if !claim.state.holds_capacity() {
             return Vec::new();
         }
+        let over_committed = |id: &str| {
+            books.datacenters.get(&id.to_owned()).is_some_and(|dc| {
+                let here = Candidate {
+                    dc,
+                    liveness: Liveness::Alive,
+                    usage: books.index().datacenter(id),
+                };
+                !here.over_committed().is_empty()
+            })
+        };
         claim
             .placements
             .iter()
             .filter(|p| {
-                !p.apply_error.is_empty() || self.agents.liveness(&p.datacenter) == Liveness::Down
+                !p.apply_error.is_empty()
+                    || self.agents.liveness(&p.datacenter) == Liveness::Down
+                    || over_committed(&p.datacenter)
             })
             .map(|p| p.datacenter.clone())
             .collect()
     }
 
-    /// A claim for the wire, with its risk judged now.
-    pub fn claim_to_wire(&self, claim: &Claim) -> v1::Claim {
-        claim_to_wire(claim, self.at_risk(claim))
+    /// A claim for the wire, with its risk judged now on `books`.
+    pub fn claim_to_wire(&self, books: &Books, claim: &Claim) -> v1::Claim {
+        claim_to_wire(claim, self.at_risk(books, claim))
     }
 }
 

@@ -7,6 +7,7 @@ mod labels;
 mod names;
 mod objects;
 mod quantity;
+mod report;
 mod resources;
 
 pub use error::FieldError;
@@ -16,4 +17,5 @@ pub use objects::{
     Claim, ClaimSpec, ClaimState, Datacenter, Inventory, Placement, Profile, Strategy, Tenant,
 };
 pub use quantity::{QuantityError, format_quantity, format_quantity_short, parse_quantity};
+pub use report::{CheckedReport, ReportedClass, check_report};
 pub use resources::{Family, ResourceClass, Resources, UnitKind, WELL_KNOWN_CLASSES};

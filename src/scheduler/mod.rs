@@ -55,6 +55,18 @@ impl Candidate<'_> {
     fn capacity(&self, class: &ResourceClass) -> u64 {
         self.dc.inventory.get(class).map_or(0, Inventory::capacity)
     }
+
+    /// The classes where theia's placements hold more than the datacenter
+    /// can give (its totals dropped, or an operator reserved more): shown,
+    /// never hidden, and the claims there are at risk.
+    pub fn over_committed(&self) -> Vec<ResourceClass> {
+        self.usage
+            .allocated
+            .iter()
+            .filter(|(class, held)| *held > self.capacity(class))
+            .map(|(class, _)| class.clone())
+            .collect()
+    }
 }
 
 /// Why a datacenter can or cannot take a claim.

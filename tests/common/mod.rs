@@ -3,7 +3,9 @@
 //! helpers bounded in time.
 #![allow(dead_code)]
 
+mod hand_agent;
 mod pki;
+pub use hand_agent::HandAgent;
 pub use pki::TestPki;
 
 use std::future::Future;

@@ -4,29 +4,8 @@
 
 use theia::api::v1;
 use theia::api::v1::agent_message::Body as Out;
-use theia::api::v1::manager_message::Body as In;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
 use crate::common::*;
-
-async fn send(tx: &mpsc::Sender<v1::AgentMessage>, body: Out) {
-    tx.send(v1::AgentMessage { body: Some(body) })
-        .await
-        .expect("stream open");
-}
-
-fn report(sequence: u64, free: u64, held: Option<u64>) -> Out {
-    Out::Report(v1::Report {
-        sequence,
-        inventory: vec![v1::InventoryItem {
-            class: "compute.vcpu".into(),
-            total: 16,
-            free,
-            held,
-        }],
-    })
-}
 
 async fn available_vcpu(api: &mut Clients) -> String {
     let dc = api.dc("dc-a").await.expect("dc-a known");
@@ -44,24 +23,8 @@ async fn an_assignment_applied_after_the_last_report_still_counts() {
 
     // A hand-driven agent for dc-a: 16 vCPU of which 6 are used by someone
     // else, nothing of theia's held.
-    let (tx, rx) = mpsc::channel(16);
-    send(
-        &tx,
-        Out::Hello(v1::Hello {
-            datacenter: "dc-a".into(),
-            version: "test".into(),
-            driver: "hand".into(),
-            ..Default::default()
-        }),
-    )
-    .await;
-    send(&tx, report(1, 10, Some(0))).await;
-    let mut agents = v1::agent_service_client::AgentServiceClient::new(manager.channel().await);
-    let mut inbound = agents
-        .connect(ReceiverStream::new(rx))
-        .await
-        .expect("connected")
-        .into_inner();
+    let mut agent = HandAgent::connect(manager.channel().await, "dc-a").await;
+    agent.report(1, &[("compute.vcpu", 16, 10, Some(0))]).await;
     api.wait_liveness("dc-a", v1::Liveness::Alive).await;
     eventually("the first report is in", || {
         let mut api = api.clone();
@@ -70,24 +33,16 @@ async fn an_assignment_applied_after_the_last_report_still_counts() {
     .await;
 
     let claim = api.create_claim(spec("acme", "four", 1)).await.unwrap();
-    let assigned = loop {
-        let msg = inbound.message().await.expect("stream").expect("open");
-        if let Some(In::Assign(a)) = msg.body {
-            break a;
-        }
-    };
-    assert_eq!(assigned.claim_id, claim.id);
+    assert_eq!(agent.next_assign().await.claim_id, claim.id);
     // Applied, and said so; no report since.
-    send(
-        &tx,
-        Out::Result(v1::AssignmentResult {
+    agent
+        .send(Out::Result(v1::AssignmentResult {
             claim_id: claim.id.clone(),
             action: v1::AssignmentAction::Apply as i32,
             ok: true,
             error: String::new(),
-        }),
-    )
-    .await;
+        }))
+        .await;
     eventually("the claim is active", || {
         let mut api = api.clone();
         let id = claim.id.clone();
@@ -99,8 +54,7 @@ async fn an_assignment_applied_after_the_last_report_still_counts() {
     assert_eq!(available_vcpu(&mut api).await, "6");
 
     // The next report measures the 4 too, and says so: still 6.
-    send(&tx, report(2, 6, Some(4))).await;
-    send(&tx, Out::Heartbeat(v1::Heartbeat { sequence: 1 })).await;
+    agent.report(2, &[("compute.vcpu", 16, 6, Some(4))]).await;
     eventually("the second report is in", || {
         let mut api = api.clone();
         async move {
@@ -118,6 +72,6 @@ async fn an_assignment_applied_after_the_last_report_still_counts() {
         .expect_err("only 2 vCPU left");
     assert_eq!(err.code(), tonic::Code::ResourceExhausted, "{err}");
 
-    drop(tx);
+    drop(agent);
     manager.stop().await;
 }

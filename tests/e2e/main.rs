@@ -20,6 +20,7 @@ mod python_sdk;
 mod readme;
 mod redis_store;
 mod redis_tls;
+mod reports;
 mod restart;
 mod tls;
 mod tour;

@@ -104,6 +104,15 @@ fn show_view(dc: &v1::Datacenter) -> String {
         ("driver", or_dash(&dc.driver)),
         ("labels", kv_text(&dc.labels)),
         ("claims", dc.claims.to_string()),
+        (
+            "over-committed",
+            if dc.over_committed.is_empty() {
+                "no".to_owned()
+            } else {
+                format!("{} (its claims are at risk)", dc.over_committed.join(", "))
+            },
+        ),
+        ("ignored reports", dc.ignored_reports.to_string()),
     ]);
     if dc.capacity.is_empty() {
         return format!("{head}\n\nno capacity reported yet");

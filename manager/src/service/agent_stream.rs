@@ -13,7 +13,8 @@ use theia::api::v1::agent_message::Body as In;
 use theia::api::v1::agent_service_server::AgentService;
 use theia::api::v1::manager_message::Body as Out;
 use theia::model::{ClaimState, FieldError};
-use theia::model::{Datacenter, Inventory, ResourceClass, validate_labels, validate_name};
+use theia::model::{Datacenter, ReportedClass, check_report, validate_labels, validate_name};
+use theia::scheduler::{Candidate, Liveness};
 use theia::state::{Applied, Change};
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
@@ -63,26 +64,30 @@ impl Api {
             )
             .into());
         }
+        let items: Vec<ReportedClass> = report
+            .inventory
+            .into_iter()
+            .map(|i| ReportedClass {
+                class: i.class,
+                total: i.total,
+                free: i.free,
+                held: i.held,
+            })
+            .collect();
+        let checked = check_report(&items)?;
+        for class in &checked.unknown {
+            tracing::warn!(datacenter = dc_id, class = %class.escape_debug(), "agent reported a class this manager does not know; left out");
+        }
         let mut ledger = self.ledger.lock().await;
         let Some(mut dc) = ledger.books.datacenters.get(&dc_id.to_owned()).cloned() else {
             return Ok(());
         };
-        let mut inventory = BTreeMap::new();
-        for item in report.inventory {
-            let class = match ResourceClass::parse(&item.class) {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(datacenter = dc_id, error = %e, "agent reported an unknown class; ignored");
-                    continue;
-                }
-            };
-            let mut inv = Inventory::reported(item.total, item.free);
-            inv.held = item.held;
-            if let Some(old) = dc.inventory.get(&class) {
+        let mut inventory = checked.inventory;
+        for (class, inv) in &mut inventory {
+            if let Some(old) = dc.inventory.get(class) {
                 inv.reserved = old.reserved;
                 inv.allocation_ratio = old.allocation_ratio;
             }
-            inventory.insert(class, inv);
         }
         let totals_changed = inventory.len() != dc.inventory.len()
             || inventory
@@ -92,6 +97,19 @@ impl Api {
             return Ok(());
         }
         dc.inventory = inventory;
+        if totals_changed {
+            let usage = ledger.books.index().datacenter(dc_id);
+            let over = Candidate {
+                dc: &dc,
+                liveness: Liveness::Alive,
+                usage,
+            }
+            .over_committed();
+            if !over.is_empty() {
+                let classes: Vec<String> = over.iter().map(ToString::to_string).collect();
+                tracing::warn!(datacenter = dc_id, classes = %classes.join(","), "the reported totals are below what theia placed here: over-committed, its claims are at risk");
+            }
+        }
         let ts = ledger.stamp();
         let change = Change::datacenter(ts, dc);
         if totals_changed {
@@ -168,6 +186,9 @@ impl Api {
 
     async fn session(&self, dc: String, id: u64, mut inbound: Streaming<v1::AgentMessage>) {
         let mut stopping = self.stopping();
+        // Reports must come in order: one older than the newest taken (a
+        // replay, or a reordering) would put stale figures back.
+        let mut last_report = 0u64;
         loop {
             let msg = tokio::select! {
                 msg = inbound.message() => msg,
@@ -188,7 +209,19 @@ impl Api {
             self.agents.touch(&dc, wall_ms());
             let outcome = match body {
                 In::Heartbeat(_) => Ok(()),
-                In::Report(report) => self.report(&dc, report).await,
+                In::Report(report) if report.sequence <= last_report => {
+                    self.agents.ignored_report(&dc);
+                    tracing::debug!(datacenter = %dc, sequence = report.sequence, newest = last_report, "report older than one already taken; ignored");
+                    Ok(())
+                }
+                In::Report(report) => {
+                    last_report = report.sequence;
+                    let taken = self.report(&dc, report).await;
+                    if matches!(taken, Err(ApiError::Invalid(_))) {
+                        self.agents.ignored_report(&dc);
+                    }
+                    taken
+                }
                 In::Result(result) => self.result(&dc, result).await,
                 In::Hello(_) => Err(FieldError::new("hello", "sent twice on one stream").into()),
             };

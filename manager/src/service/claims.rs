@@ -93,7 +93,7 @@ impl Api {
             if let Some(earlier) = earlier_claim(&ledger.books, &spec)? {
                 // A retry: acknowledged once what the first call made is
                 // durable, even if that call is still on its way.
-                let answer = self.claim_to_wire(earlier);
+                let answer = self.claim_to_wire(&ledger.books, earlier);
                 let settled = ledger.settled();
                 drop(ledger);
                 settled.wait().await.map_err(ApiError::from)?;
@@ -136,10 +136,10 @@ impl Api {
                 .collect();
             let ts = ledger.stamp();
             let durable = ledger.commit(vec![Change::claim(ts, claim.clone())], effects);
-            (durable, claim)
+            (durable, self.claim_to_wire(&ledger.books, &claim))
         };
         durable.wait().await.map_err(ApiError::from)?;
-        Ok(Response::new(self.claim_to_wire(&claim)))
+        Ok(Response::new(claim))
     }
 }
 
@@ -211,9 +211,10 @@ impl ClaimService for Api {
     ) -> Result<Response<v1::Claim>, Status> {
         let id = req.into_inner().id;
         let ledger = self.ledger.lock().await;
-        Ok(Response::new(
-            self.claim_to_wire(existing(&ledger.books, &id)?),
-        ))
+        Ok(Response::new(self.claim_to_wire(
+            &ledger.books,
+            existing(&ledger.books, &id)?,
+        )))
     }
 
     async fn list_claims(
@@ -233,7 +234,10 @@ impl ClaimService for Api {
             .filter(|c| req.include_released || c.state.holds_capacity())
             .collect();
         claims.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
-        let claims = claims.into_iter().map(|c| self.claim_to_wire(c)).collect();
+        let claims = claims
+            .into_iter()
+            .map(|c| self.claim_to_wire(&ledger.books, c))
+            .collect();
         Ok(Response::new(v1::ListClaimsResponse { claims }))
     }
 
@@ -245,10 +249,11 @@ impl ClaimService for Api {
         let mut ledger = self.ledger.lock().await;
         let claim = existing(&ledger.books, &id)?.clone();
         if claim.state == ClaimState::Released {
+            let answer = self.claim_to_wire(&ledger.books, &claim);
             let settled = ledger.settled();
             drop(ledger);
             settled.wait().await.map_err(ApiError::from)?;
-            return Ok(Response::new(self.claim_to_wire(&claim)));
+            return Ok(Response::new(answer));
         }
         let effects = claim
             .placements
@@ -276,10 +281,11 @@ impl ClaimService for Api {
             .get(&claim.id)
             .cloned()
             .unwrap_or(claim);
+        let answer = self.claim_to_wire(&ledger.books, &released);
         drop(ledger);
         durable.wait().await.map_err(ApiError::from)?;
         tracing::info!(claim = %released.id, tenant = %released.spec.tenant, "claim released");
-        Ok(Response::new(self.claim_to_wire(&released)))
+        Ok(Response::new(answer))
     }
 
     async fn explain_claim(

@@ -97,6 +97,8 @@ fn dc_to_wire(api: &Api, c: &Candidate<'_>) -> v1::Datacenter {
         driver: dc.driver.clone(),
         capacity,
         claims: c.usage.claims,
+        over_committed: c.over_committed().iter().map(ToString::to_string).collect(),
+        ignored_reports: api.agents.ignored_reports(&dc.id),
     }
 }
 
