@@ -26,6 +26,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The generated `connect` constructor would clash with the rpc
         // `AgentService.Connect`; clients are built with `new(channel)`.
         .build_transport(false)
+        // Malformed messages are INVALID_ARGUMENT, not prost's INTERNAL.
+        .codec_path("crate::api::codec::StrictCodec")
         .file_descriptor_set_path(out_dir.join("theia_v1_descriptor.bin"))
         .compile_with_config(config, PROTOS, &["proto"])?;
     println!("cargo:rerun-if-changed=proto");

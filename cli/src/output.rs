@@ -60,8 +60,25 @@ pub fn print_text(text: &str) -> Result<(), CliError> {
     }
 }
 
+/// `text` safe for a terminal: control characters (escape sequences, line
+/// breaks inside a value) are shown escaped, as `\u{1b}`, never acted on.
+pub fn printable(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
 /// Columns separated by two spaces, a header line in capitals, no borders:
-/// easy to read and to split on whitespace.
+/// easy to read and to split on whitespace. Cells are [`printable`].
 pub fn table<R, C>(headers: &[&str], rows: R) -> String
 where
     R: IntoIterator<Item = Vec<C>>,
@@ -71,7 +88,11 @@ where
     t.load_preset(presets::NOTHING);
     t.set_header(headers.iter().map(|h| h.to_owned()).collect::<Vec<_>>());
     for row in rows {
-        t.add_row(row.into_iter().map(Into::into).collect::<Vec<String>>());
+        t.add_row(
+            row.into_iter()
+                .map(|c| printable(&c.into()))
+                .collect::<Vec<String>>(),
+        );
     }
     for column in t.column_iter_mut() {
         column.set_padding((0, 2));
@@ -79,12 +100,12 @@ where
     trim_lines(&t.to_string())
 }
 
-/// `key:  value` lines with aligned values.
+/// `key:  value` lines with aligned values, each [`printable`].
 pub fn fields(items: &[(&str, String)]) -> String {
     let width = items.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
     items
         .iter()
-        .map(|(k, v)| format!("{:<width$}  {v}", format!("{k}:")))
+        .map(|(k, v)| format!("{:<width$}  {}", format!("{k}:"), printable(v)))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -98,6 +119,20 @@ fn trim_lines(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn control_characters_reach_the_terminal_escaped() {
+        use super::{fields, printable, table};
+        assert_eq!(printable("plain"), "plain");
+        assert_eq!(printable("a\u{1b}[2Jb\nc"), "a\\u{1b}[2Jb\\nc");
+        let shown = fields(&[("driver", "evil\u{1b}]0;pwned\u{7}".to_owned())]);
+        assert!(
+            !shown.contains('\u{1b}') && !shown.contains('\u{7}'),
+            "{shown:?}"
+        );
+        let t = table(&["A"], vec![vec!["x\u{1b}[31m".to_owned()]]);
+        assert!(!t.contains('\u{1b}'), "{t:?}");
+    }
+
     use super::*;
 
     #[test]

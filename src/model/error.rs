@@ -1,5 +1,20 @@
 use std::fmt;
 
+/// The longest part of a caller's value an error message repeats.
+const QUOTED_CHARS: usize = 40;
+
+/// `text` as an error message may repeat it: quoted, control characters
+/// escaped, and cut to its first 40 characters (saying how long it was), so
+/// that a huge or hostile value can neither flood a message nor a terminal.
+pub fn quoted(text: &str) -> String {
+    let count = text.chars().count();
+    if count <= QUOTED_CHARS {
+        return format!("{text:?}");
+    }
+    let head: String = text.chars().take(QUOTED_CHARS).collect();
+    format!("{head:?}… ({count} characters)")
+}
+
 /// A rejected input: which field, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct FieldError {
@@ -35,5 +50,25 @@ impl FieldError {
 impl fmt::Display for FieldError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+#[cfg(test)]
+mod quoted_tests {
+    use super::quoted;
+
+    #[test]
+    fn values_are_quoted_escaped_and_cut_short() {
+        assert_eq!(quoted("dc-1"), "\"dc-1\"");
+        assert_eq!(
+            quoted("a\u{1b}[2Jb"),
+            "\"a\\u{1b}[2Jb\"",
+            "escapes stay escaped"
+        );
+        let long = "x".repeat(1_000_000);
+        let q = quoted(&long);
+        assert!(q.len() < 80, "{q}");
+        assert!(q.ends_with("… (1000000 characters)"), "{q}");
+        assert_eq!(quoted(&"é".repeat(40)), format!("{:?}", "é".repeat(40)));
     }
 }

@@ -5,6 +5,18 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::quoted;
+
+/// A label key as a field name shows it: as it is when it is a plausible
+/// key, quoted short and escaped when it is not.
+fn key_shown(key: &str) -> String {
+    if key.chars().count() <= 63 && !key.chars().any(char::is_control) {
+        key.to_owned()
+    } else {
+        quoted(key)
+    }
+}
+
 use super::FieldError;
 
 /// Key/value labels, e.g. `region=eu`.
@@ -35,15 +47,16 @@ pub fn validate_labels(field: &str, labels: &Labels) -> Result<(), FieldError> {
     for (k, v) in labels {
         if !label_part_ok(k, false) {
             return Err(FieldError::new(
-                format!("{field}[{k}]"),
+                format!("{field}[{}]", key_shown(k)),
                 "label keys are 1 to 63 letters, digits, '-', '_', '.' or '/'",
             ));
         }
         if !label_part_ok(v, true) {
             return Err(FieldError::new(
-                format!("{field}[{k}]"),
+                format!("{field}[{}]", key_shown(k)),
                 format!(
-                    "value {v:?}: label values are up to 63 letters, digits, '-', '_', '.' or '/'"
+                    "value {}: label values are up to 63 letters, digits, '-', '_', '.' or '/'",
+                    quoted(v)
                 ),
             ));
         }
@@ -71,7 +84,7 @@ impl Selector {
     pub fn parse(field: &str, text: &str) -> Result<Self, FieldError> {
         let mut reqs = Vec::new();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let bad = |why: &str| FieldError::new(field, format!("{part:?}: {why}"));
+            let bad = |why: &str| FieldError::new(field, format!("{}: {why}", quoted(part)));
             let req = if let Some((k, v)) = part.split_once("!=") {
                 Requirement::NotEquals(k.trim().to_owned(), v.trim().to_owned())
             } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {

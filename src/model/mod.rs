@@ -10,7 +10,7 @@ mod quantity;
 mod report;
 mod resources;
 
-pub use error::FieldError;
+pub use error::{FieldError, quoted};
 pub use labels::{Labels, Selector, validate_labels};
 pub use names::{MAX_NAME_LEN, validate_name, validate_request_id};
 pub use objects::{

@@ -1,4 +1,4 @@
-use super::FieldError;
+use super::{FieldError, quoted};
 
 /// The longest name of a tenant, profile or datacenter.
 pub const MAX_NAME_LEN: usize = 63;
@@ -22,14 +22,17 @@ pub fn validate_name(field: &str, name: &str) -> Result<(), FieldError> {
     if let Some(bad) = name.chars().find(|c| !ok_char(*c)) {
         return Err(FieldError::new(
             field,
-            format!("{name:?} contains {bad:?}; use lower-case letters, digits, '-', '_' and '.'"),
+            format!(
+                "{} contains {bad:?}; use lower-case letters, digits, '-', '_' and '.'",
+                quoted(name)
+            ),
         ));
     }
     let alnum = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
     if !alnum(name.chars().next()) || !alnum(name.chars().last()) {
         return Err(FieldError::new(
             field,
-            format!("{name:?} must start and end with a letter or digit"),
+            format!("{} must start and end with a letter or digit", quoted(name)),
         ));
     }
     Ok(())

@@ -1,6 +1,6 @@
 //! Quantities in human units: `64`, `1.5k`, `256Gi`, `4Ti`, `10G`.
 
-use super::UnitKind;
+use super::{UnitKind, quoted};
 
 /// Why a quantity did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -15,7 +15,9 @@ pub enum QuantityError {
     Syntax(String),
     /// An unknown suffix.
     #[error(
-        "{input:?} has unknown unit {suffix:?}; use k M G T P E (powers of 1000) or Ki Mi Gi Ti Pi Ei (powers of 1024)"
+        "{} has unknown unit {}; use k M G T P E (powers of 1000) or Ki Mi Gi Ti Pi Ei (powers of 1024)",
+        quoted(input),
+        quoted(suffix)
     )]
     Unit {
         /// The whole input.

@@ -5,6 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use super::quoted;
+
 use super::{FieldError, format_quantity, format_quantity_short, parse_quantity};
 
 /// The classes theia knows, with their unit; operators add `custom.*` ones.
@@ -64,12 +66,14 @@ impl ResourceClass {
                 return Ok(Self(name.to_owned()));
             }
             return Err(format!(
-                "{name:?} is not a valid custom class; use custom.<name> with lower-case letters, digits, '-' and '_'"
+                "{} is not a valid custom class; use custom.<name> with lower-case letters, digits, '-' and '_'",
+                quoted(name)
             ));
         }
         let known: Vec<&str> = WELL_KNOWN_CLASSES.iter().map(|(n, _)| *n).collect();
         Err(format!(
-            "unknown resource class {name:?}; known classes are {} and custom.<name>",
+            "unknown resource class {}; known classes are {} and custom.<name>",
+            quoted(name),
             known.join(", ")
         ))
     }
@@ -166,7 +170,10 @@ impl Resources {
             let (k, v) = item.split_once('=').ok_or_else(|| {
                 FieldError::new(
                     field,
-                    format!("{item:?} is not class=quantity, e.g. compute.vcpu=64"),
+                    format!(
+                        "{} is not class=quantity, e.g. compute.vcpu=64",
+                        quoted(item)
+                    ),
                 )
             })?;
             pairs.push((k, v));

@@ -15,6 +15,7 @@ mod deploy;
 mod exit_codes;
 mod feed_trim;
 mod grpcurl;
+mod hostile_input;
 mod placement;
 mod python_sdk;
 mod readme;

@@ -35,6 +35,30 @@ const OUTBOUND_QUEUE: usize = 1024;
 /// The most classes one report may carry.
 const MAX_REPORT_ITEMS: usize = 256;
 
+/// The longest `Hello.version` or `Hello.driver` taken.
+const MAX_HELLO_TEXT: usize = 64;
+
+/// A short, printable word (a version, a driver's name): what operators see
+/// in `theia dc show` and in the log, so nothing that can drive a terminal.
+fn short_printable(field: &str, text: &str) -> Result<(), FieldError> {
+    if text.len() > MAX_HELLO_TEXT {
+        return Err(FieldError::new(
+            field,
+            format!("is {} bytes; at most {MAX_HELLO_TEXT}", text.len()),
+        ));
+    }
+    if text.chars().any(|c| c.is_control()) {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "{} must not contain control characters",
+                theia::model::quoted(text)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn duration_ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -263,6 +287,12 @@ impl AgentService for Api {
             .into());
         };
         validate_name("hello.datacenter", &hello.datacenter).map_err(ApiError::from)?;
+        for (field, text) in [
+            ("hello.version", &hello.version),
+            ("hello.driver", &hello.driver),
+        ] {
+            short_printable(field, text).map_err(ApiError::from)?;
+        }
         let labels: BTreeMap<String, String> = hello.labels.clone().into_iter().collect();
         validate_labels("hello.labels", &labels).map_err(ApiError::from)?;
         let dc = hello.datacenter.clone();
