@@ -10,6 +10,7 @@ mod cluster;
 mod config;
 mod error;
 mod ledger;
+mod listener;
 mod monitor;
 mod service;
 mod store;
@@ -26,7 +27,6 @@ use theia::api::v1;
 use theia::clock::HybridClock;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
-use tokio_stream::wrappers::TcpListenerStream;
 
 pub use config::{ManagerConfig, Secret, TlsFiles};
 
@@ -37,6 +37,11 @@ use crate::store::{EmbeddedStore, RedisStore, Store};
 
 /// How long in-flight calls get to finish once shutdown begins.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often an idle connection is pinged, and how long the answer may take.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Calls open at once on one connection.
+const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 
 /// A manager whose store is open and whose port is bound, ready to serve.
 pub struct Manager {
@@ -179,7 +184,14 @@ impl Manager {
             let _ = drained_tx.send(());
         };
         let location = app.ledger.lock().await.location().to_owned();
-        let mut builder = tonic::transport::Server::builder();
+        let limit = listener::connection_limit();
+        let incoming = listener::guarded(listener, limit);
+        let mut builder = tonic::transport::Server::builder()
+            // A dead peer is noticed, and one connection cannot open
+            // streams without end.
+            .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+            .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION));
         let scheme = match &app.config.tls {
             Some(tls) => {
                 let identity = tls.identity()?;
@@ -195,7 +207,7 @@ impl Manager {
                 "http"
             }
         };
-        tracing::info!(manager = %app.manager_id, address = %app.address, url = %format!("{scheme}://{}", app.address), store = %location, "theia-manager serving");
+        tracing::info!(manager = %app.manager_id, address = %app.address, url = %format!("{scheme}://{}", app.address), store = %location, max_connections = limit, "theia-manager serving");
         let server = builder
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -216,7 +228,10 @@ impl Manager {
                 api.clone(),
             ))
             .add_service(v1::cluster_service_server::ClusterServiceServer::new(api))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::ReceiverStream::new(incoming),
+                signal,
+            );
         tokio::pin!(server);
         // Serve; once shutdown begins, give in-flight calls a bounded time.
         let served = tokio::select! {

@@ -16,6 +16,7 @@ mod exit_codes;
 mod feed_trim;
 mod grpcurl;
 mod hostile_input;
+mod limits;
 mod placement;
 mod python_sdk;
 mod readme;
