@@ -58,6 +58,12 @@ mod quoted_tests {
     use super::quoted;
 
     #[test]
+    fn a_field_error_reads_field_then_reason() {
+        let e = super::FieldError::new("count", "must be at least 1").within("spec");
+        assert_eq!(e.to_string(), "spec.count: must be at least 1");
+    }
+
+    #[test]
     fn values_are_quoted_escaped_and_cut_short() {
         assert_eq!(quoted("dc-1"), "\"dc-1\"");
         assert_eq!(

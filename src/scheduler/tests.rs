@@ -312,3 +312,36 @@ fn tenant_usage_counts_only_live_claims() {
     let (usage, n) = tenant_usage(&claims, "acme");
     assert_eq!((usage.get(&class("compute.vcpu")), n), (16, 2));
 }
+
+#[test]
+fn over_commitment_is_placements_beyond_capacity_class_by_class() {
+    let mut d = dc("a", "eu", 16, 64);
+    let held = |vcpu: u64, gpu: u64| {
+        let mut u = DatacenterUsage::default();
+        u.allocated.set(class("compute.vcpu"), vcpu);
+        if gpu > 0 {
+            u.allocated.set(class("compute.gpu"), gpu);
+        }
+        u
+    };
+    let judge = |d: &Datacenter, u: &DatacenterUsage| {
+        Candidate {
+            dc: d,
+            liveness: Liveness::Alive,
+            usage: u,
+        }
+        .over_committed()
+    };
+    assert!(judge(&d, &held(16, 0)).is_empty(), "full is not over");
+    assert_eq!(judge(&d, &held(17, 0)), vec![class("compute.vcpu")]);
+    assert!(judge(&d, &held(3, 0)).is_empty());
+    // Held in a class the datacenter no longer offers at all.
+    assert_eq!(judge(&d, &held(1, 2)), vec![class("compute.gpu")]);
+    // An operator reserving more than is free of theia's share.
+    d.inventory
+        .get_mut(&class("compute.vcpu"))
+        .unwrap()
+        .reserved = 8;
+    assert_eq!(judge(&d, &held(9, 0)), vec![class("compute.vcpu")]);
+    assert!(judge(&d, &held(8, 0)).is_empty());
+}
