@@ -23,6 +23,9 @@ use super::FieldError;
 pub type Labels = BTreeMap<String, String>;
 
 const MAX_LABELS: usize = 64;
+/// The longest selector taken, in bytes: a selector is stored with every
+/// claim, so an unbounded one would grow every later answer.
+pub const MAX_SELECTOR_LEN: usize = 1024;
 const MAX_LABEL_LEN: usize = 63;
 
 fn label_part_ok(s: &str, allow_empty: bool) -> bool {
@@ -82,6 +85,15 @@ pub struct Selector(Vec<Requirement>);
 impl Selector {
     /// Parses a selector; `field` names it in errors.
     pub fn parse(field: &str, text: &str) -> Result<Self, FieldError> {
+        if text.len() > MAX_SELECTOR_LEN {
+            return Err(FieldError::new(
+                field,
+                format!(
+                    "is {} bytes long, at most {MAX_SELECTOR_LEN} are allowed",
+                    text.len()
+                ),
+            ));
+        }
         let mut reqs = Vec::new();
         for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let bad = |why: &str| FieldError::new(field, format!("{}: {why}", quoted(part)));
@@ -160,6 +172,26 @@ impl From<Selector> for String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_selector_is_at_most_1_kib() {
+        let part = "region=eu,";
+        let just = part.repeat(MAX_SELECTOR_LEN / part.len());
+        assert!(
+            Selector::parse("selector", &just).is_ok(),
+            "{} bytes",
+            just.len()
+        );
+        let long = "a".repeat(MAX_SELECTOR_LEN + 1);
+        let err = Selector::parse("selector", &long).unwrap_err();
+        assert_eq!(err.field, "selector");
+        assert_eq!(err.reason, "is 1025 bytes long, at most 1024 are allowed");
+        let huge = part.repeat(400_000);
+        assert!(
+            Selector::parse("selector", &huge).is_err(),
+            "4 MB of valid parts"
+        );
+    }
+
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {

@@ -16,7 +16,7 @@ use theia::model::{ClaimState, FieldError};
 use theia::model::{Datacenter, ReportedClass, check_report, validate_labels, validate_name};
 use theia::scheduler::{Candidate, Liveness};
 use theia::state::{Applied, Change};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -32,6 +32,8 @@ use crate::writer::Durable;
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Messages queued for one agent before it counts as too slow.
 const OUTBOUND_QUEUE: usize = 1024;
+/// Assignment results waiting for the books before the stream is slowed.
+const RESULT_QUEUE: usize = 256;
 /// The most classes one report may carry.
 const MAX_REPORT_ITEMS: usize = 256;
 
@@ -208,11 +210,63 @@ impl Api {
         Ok(())
     }
 
+    /// Takes in what an agent reported and the results it sent, in order,
+    /// apart from the stream's read loop: a report waiting for the books
+    /// (behind a large API read, say) never holds up the heartbeats that
+    /// keep the datacenter alive. Only the newest report waiting counts;
+    /// results are all taken.
+    async fn intake(
+        &self,
+        dc: String,
+        mut reports: watch::Receiver<Option<v1::Report>>,
+        mut results: mpsc::Receiver<v1::AssignmentResult>,
+    ) {
+        let mut reports_open = true;
+        loop {
+            tokio::select! {
+                biased;
+                result = results.recv() => match result {
+                    Some(result) => {
+                        if let Err(e) = self.result(&dc, result).await {
+                            tracing::warn!(datacenter = %dc, error = %e, "assignment result not taken");
+                        }
+                    }
+                    None => break,
+                },
+                changed = reports.changed(), if reports_open => {
+                    if changed.is_err() {
+                        reports_open = false;
+                        continue;
+                    }
+                    let Some(report) = reports.borrow_and_update().clone() else {
+                        continue;
+                    };
+                    match self.report(&dc, report).await {
+                        Ok(()) => {}
+                        Err(e) => {
+                            if matches!(e, ApiError::Invalid(_)) {
+                                self.agents.ignored_report(&dc);
+                            }
+                            tracing::warn!(datacenter = %dc, error = %e, "report not taken");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     async fn session(&self, dc: String, id: u64, mut inbound: Streaming<v1::AgentMessage>) {
         let mut stopping = self.stopping();
         // Reports must come in order: one older than the newest taken (a
         // replay, or a reordering) would put stale figures back.
         let mut last_report = 0u64;
+        let (reports, pending_reports) = watch::channel(None);
+        let (results, pending_results) = mpsc::channel(RESULT_QUEUE);
+        let intake = {
+            let api = self.clone();
+            let dc = dc.clone();
+            tokio::spawn(async move { api.intake(dc, pending_reports, pending_results).await })
+        };
         loop {
             let msg = tokio::select! {
                 msg = inbound.message() => msg,
@@ -231,28 +285,31 @@ impl Api {
                 }
             };
             self.agents.touch(&dc, wall_ms());
-            let outcome = match body {
-                In::Heartbeat(_) => Ok(()),
+            match body {
+                In::Heartbeat(_) => {}
                 In::Report(report) if report.sequence <= last_report => {
                     self.agents.ignored_report(&dc);
                     tracing::debug!(datacenter = %dc, sequence = report.sequence, newest = last_report, "report older than one already taken; ignored");
-                    Ok(())
                 }
                 In::Report(report) => {
                     last_report = report.sequence;
-                    let taken = self.report(&dc, report).await;
-                    if matches!(taken, Err(ApiError::Invalid(_))) {
-                        self.agents.ignored_report(&dc);
-                    }
-                    taken
+                    reports.send_replace(Some(report));
                 }
-                In::Result(result) => self.result(&dc, result).await,
-                In::Hello(_) => Err(FieldError::new("hello", "sent twice on one stream").into()),
-            };
-            if let Err(e) = outcome {
-                tracing::warn!(datacenter = %dc, error = %e, "agent message not taken");
+                In::Result(result) => {
+                    // Waits only when results pile up faster than the books
+                    // take them: then the agent is slowed, not forgotten.
+                    if results.send(result).await.is_err() {
+                        break;
+                    }
+                }
+                In::Hello(_) => {
+                    tracing::warn!(datacenter = %dc, "hello sent twice on one stream; ignored");
+                }
             }
         }
+        // What the agent sent before it went is still taken in.
+        drop((reports, results));
+        let _ = intake.await;
         if self.agents.unregister(&dc, id) {
             if let Store::Redis(redis) = &*self.store {
                 redis.release_stream(&dc, &self.manager_id).await;
