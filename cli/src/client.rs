@@ -19,6 +19,29 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one call may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Every page of a list call: `call(token)` answers the page after
+/// `token` (empty: the first) as its items and the next token (empty: the
+/// last page).
+pub async fn all_pages<T, F, Fut>(mut call: F) -> Result<Vec<T>, tonic::Status>
+where
+    F: FnMut(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, String), tonic::Status>>,
+{
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (items, next) = call(token).await?;
+        out.extend(items);
+        if next.is_empty() {
+            return Ok(out);
+        }
+        token = next;
+    }
+}
+
+/// Items per page the CLI asks for: the manager's most.
+pub const PAGE: u32 = 1000;
+
 /// A connected manager.
 #[derive(Clone, Debug)]
 pub struct Client {

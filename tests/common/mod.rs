@@ -367,18 +367,29 @@ impl Clients {
             .into_inner()
     }
 
-    /// Every claim, released ones too.
+    /// Every claim, released ones too, page after page.
     pub async fn all_claims(&mut self) -> Vec<v1::Claim> {
-        let req = v1::ListClaimsRequest {
-            tenant: String::new(),
-            include_released: true,
-        };
-        self.claims
-            .list_claims(req)
-            .await
-            .expect("list claims")
-            .into_inner()
-            .claims
+        let mut out = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let req = v1::ListClaimsRequest {
+                include_released: true,
+                page_size: 1000,
+                page_token,
+                ..Default::default()
+            };
+            let page = self
+                .claims
+                .list_claims(req)
+                .await
+                .expect("list claims")
+                .into_inner();
+            out.extend(page.claims);
+            if page.next_page_token.is_empty() {
+                return out;
+            }
+            page_token = page.next_page_token;
+        }
     }
 }
 

@@ -131,7 +131,7 @@ async fn bad_input_is_refused_naming_the_field_and_stores_nothing() {
     let tenants = w
         .api
         .tenants
-        .list_tenants(v1::ListTenantsRequest {})
+        .list_tenants(v1::ListTenantsRequest::default())
         .await
         .unwrap()
         .into_inner()

@@ -17,6 +17,7 @@ mod feed_trim;
 mod grpcurl;
 mod hostile_input;
 mod limits;
+mod paging;
 mod placement;
 mod python_sdk;
 mod readme;

@@ -4,6 +4,7 @@ use theia::api::v1;
 
 use super::Ctx;
 use crate::args::ClaimCommand;
+use crate::client::{PAGE, all_pages};
 use crate::error::CliError;
 use crate::json;
 use crate::output::{fields, print_text, table};
@@ -35,16 +36,22 @@ pub async fn run(ctx: &Ctx, command: ClaimCommand) -> Result<(), CliError> {
             ctx.out.show(|| json::claim(&c), || created_view(&c))
         }
         ClaimCommand::List { tenant, all } => {
-            let request = v1::ListClaimsRequest {
-                tenant: tenant.unwrap_or_default(),
-                include_released: all,
-            };
-            let list = claims
-                .list_claims(request)
-                .await
-                .map_err(|s| client.error(s))?
-                .into_inner()
-                .claims;
+            let tenant = tenant.unwrap_or_default();
+            let list = all_pages(|page_token| {
+                let mut claims = claims.clone();
+                let request = v1::ListClaimsRequest {
+                    tenant: tenant.clone(),
+                    include_released: all,
+                    page_size: PAGE,
+                    page_token,
+                };
+                async move {
+                    let page = claims.list_claims(request).await?.into_inner();
+                    Ok((page.claims, page.next_page_token))
+                }
+            })
+            .await
+            .map_err(|s| client.error(s))?;
             ctx.out.show(
                 || list.iter().map(json::claim).collect(),
                 || list_view(&list),

@@ -4,6 +4,7 @@ use theia::api::v1;
 
 use super::Ctx;
 use crate::args::DcCommand;
+use crate::client::{PAGE, all_pages};
 use crate::error::CliError;
 use crate::json;
 use crate::output::{fields, table};
@@ -14,16 +15,21 @@ pub async fn run(ctx: &Ctx, command: DcCommand) -> Result<(), CliError> {
     let client = ctx.client().await?;
     match command {
         DcCommand::List { selector } => {
-            let request = v1::ListDatacentersRequest {
-                selector: selector.unwrap_or_default(),
-            };
-            let dcs = client
-                .infrastructure()
-                .list_datacenters(request)
-                .await
-                .map_err(|s| client.error(s))?
-                .into_inner()
-                .datacenters;
+            let selector = selector.unwrap_or_default();
+            let dcs = all_pages(|page_token| {
+                let mut infra = client.infrastructure();
+                let request = v1::ListDatacentersRequest {
+                    selector: selector.clone(),
+                    page_size: PAGE,
+                    page_token,
+                };
+                async move {
+                    let page = infra.list_datacenters(request).await?.into_inner();
+                    Ok((page.datacenters, page.next_page_token))
+                }
+            })
+            .await
+            .map_err(|s| client.error(s))?;
             ctx.out.show(
                 || dcs.iter().map(json::datacenter).collect(),
                 || list_view(&dcs),

@@ -5,6 +5,7 @@ use theia::api::v1;
 
 use super::Ctx;
 use crate::args::ProfileCommand;
+use crate::client::{PAGE, all_pages};
 use crate::error::CliError;
 use crate::json;
 use crate::output::{fields, table};
@@ -38,12 +39,19 @@ pub async fn run(ctx: &Ctx, command: ProfileCommand) -> Result<(), CliError> {
             )
         }
         ProfileCommand::List => {
-            let list = profiles
-                .list_profiles(v1::ListProfilesRequest {})
-                .await
-                .map_err(|s| client.error(s))?
-                .into_inner()
-                .profiles;
+            let list = all_pages(|page_token| {
+                let mut profiles = profiles.clone();
+                let request = v1::ListProfilesRequest {
+                    page_size: PAGE,
+                    page_token,
+                };
+                async move {
+                    let page = profiles.list_profiles(request).await?.into_inner();
+                    Ok((page.profiles, page.next_page_token))
+                }
+            })
+            .await
+            .map_err(|s| client.error(s))?;
             ctx.out.show(
                 || list.iter().map(json::profile).collect(),
                 || list_view(&list),

@@ -7,6 +7,7 @@ use theia::api::v1;
 
 use super::Ctx;
 use crate::args::{KvList, TenantCommand};
+use crate::client::{PAGE, all_pages};
 use crate::error::CliError;
 use crate::json;
 use crate::output::{fields, table};
@@ -71,12 +72,19 @@ pub async fn run(ctx: &Ctx, command: TenantCommand) -> Result<(), CliError> {
                 .show(|| json::tenant(&t), || format!("updated tenant {}", t.name))
         }
         TenantCommand::List => {
-            let list = tenants
-                .list_tenants(v1::ListTenantsRequest {})
-                .await
-                .map_err(|s| client.error(s))?
-                .into_inner()
-                .tenants;
+            let list = all_pages(|page_token| {
+                let mut tenants = tenants.clone();
+                let request = v1::ListTenantsRequest {
+                    page_size: PAGE,
+                    page_token,
+                };
+                async move {
+                    let page = tenants.list_tenants(request).await?.into_inner();
+                    Ok((page.tenants, page.next_page_token))
+                }
+            })
+            .await
+            .map_err(|s| client.error(s))?;
             ctx.out.show(
                 || list.iter().map(json::tenant).collect(),
                 || list_view(&list),

@@ -9,6 +9,7 @@ use theia::state::{Books, Change, ClaimEnd};
 use tonic::{Request, Response, Status};
 
 use super::Api;
+use super::paging::PageRequest;
 use crate::app::assignment;
 use crate::error::{ApiError, required};
 use crate::ledger::wall_ms;
@@ -225,6 +226,7 @@ impl ClaimService for Api {
         if !req.tenant.is_empty() {
             validate_name("tenant", &req.tenant).map_err(ApiError::from)?;
         }
+        let page = PageRequest::new(req.page_size, &req.page_token)?;
         let ledger = self.ledger.lock().await;
         let mut claims: Vec<&Claim> = ledger
             .books
@@ -234,11 +236,20 @@ impl ClaimService for Api {
             .filter(|c| req.include_released || c.state.holds_capacity())
             .collect();
         claims.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
-        let claims = claims
+        // Zero-padded, so that the keys sort as (created_ms, id) do.
+        let (picked, next_page_token) = page.take(
+            claims
+                .into_iter()
+                .map(|c| (format!("{:020}/{}", c.created_ms, c.id), c)),
+        );
+        let claims = picked
             .into_iter()
             .map(|c| self.claim_to_wire(&ledger.books, c))
             .collect();
-        Ok(Response::new(v1::ListClaimsResponse { claims }))
+        Ok(Response::new(v1::ListClaimsResponse {
+            claims,
+            next_page_token,
+        }))
     }
 
     async fn release_claim(

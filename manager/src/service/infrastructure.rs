@@ -9,6 +9,7 @@ use theia::scheduler::{Candidate, Liveness, available};
 use tonic::{Request, Response, Status};
 
 use super::Api;
+use super::paging::PageRequest;
 use crate::error::ApiError;
 
 fn liveness_to_wire(l: Liveness) -> i32 {
@@ -112,15 +113,22 @@ impl InfrastructureService for Api {
         &self,
         req: Request<v1::ListDatacentersRequest>,
     ) -> Result<Response<v1::ListDatacentersResponse>, Status> {
-        let sel = selector(&req.into_inner().selector)?;
+        let req = req.into_inner();
+        let sel = selector(&req.selector)?;
+        let page = PageRequest::new(req.page_size, &req.page_token)?;
         let ledger = self.ledger.lock().await;
-        let datacenters = self
-            .candidates(&ledger.books)
-            .iter()
-            .filter(|c| sel.matches(&c.dc.labels))
-            .map(|c| dc_to_wire(self, c))
-            .collect();
-        Ok(Response::new(v1::ListDatacentersResponse { datacenters }))
+        let cands = self.candidates(&ledger.books);
+        let (picked, next_page_token) = page.take(
+            cands
+                .iter()
+                .filter(|c| sel.matches(&c.dc.labels))
+                .map(|c| (c.dc.id.clone(), c)),
+        );
+        let datacenters = picked.into_iter().map(|c| dc_to_wire(self, c)).collect();
+        Ok(Response::new(v1::ListDatacentersResponse {
+            datacenters,
+            next_page_token,
+        }))
     }
 
     async fn get_datacenter(

@@ -5,6 +5,7 @@ mod agent_stream;
 mod claims;
 mod cluster;
 mod infrastructure;
+mod paging;
 mod profiles;
 mod tenants;
 

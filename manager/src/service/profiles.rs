@@ -8,6 +8,7 @@ use theia::state::{Books, Change};
 use tonic::{Request, Response, Status};
 
 use super::Api;
+use super::paging::PageRequest;
 use crate::error::{ApiError, required};
 
 fn existing<'a>(books: &'a Books, name: &str) -> Result<&'a Profile, ApiError> {
@@ -58,16 +59,23 @@ impl ProfileService for Api {
 
     async fn list_profiles(
         &self,
-        _req: Request<v1::ListProfilesRequest>,
+        req: Request<v1::ListProfilesRequest>,
     ) -> Result<Response<v1::ListProfilesResponse>, Status> {
+        let req = req.into_inner();
+        let page = PageRequest::new(req.page_size, &req.page_token)?;
         let ledger = self.ledger.lock().await;
-        let profiles = ledger
-            .books
-            .profiles
-            .values()
-            .map(profile_to_wire)
-            .collect();
-        Ok(Response::new(v1::ListProfilesResponse { profiles }))
+        let (picked, next_page_token) = page.take(
+            ledger
+                .books
+                .profiles
+                .iter()
+                .map(|(name, p)| (name.clone(), p)),
+        );
+        let profiles = picked.into_iter().map(profile_to_wire).collect();
+        Ok(Response::new(v1::ListProfilesResponse {
+            profiles,
+            next_page_token,
+        }))
     }
 
     /// Claims made from a profile keep the resources they resolved at

@@ -8,6 +8,7 @@ use theia::state::{Books, Change};
 use tonic::{Request, Response, Status};
 
 use super::Api;
+use super::paging::PageRequest;
 use crate::error::{ApiError, required};
 
 fn wire(books: &Books, t: &Tenant) -> v1::Tenant {
@@ -60,16 +61,23 @@ impl TenantService for Api {
 
     async fn list_tenants(
         &self,
-        _req: Request<v1::ListTenantsRequest>,
+        req: Request<v1::ListTenantsRequest>,
     ) -> Result<Response<v1::ListTenantsResponse>, Status> {
+        let req = req.into_inner();
+        let page = PageRequest::new(req.page_size, &req.page_token)?;
         let ledger = self.ledger.lock().await;
-        let tenants = ledger
-            .books
-            .tenants
-            .values()
-            .map(|t| wire(&ledger.books, t))
-            .collect();
-        Ok(Response::new(v1::ListTenantsResponse { tenants }))
+        let (picked, next_page_token) = page.take(
+            ledger
+                .books
+                .tenants
+                .iter()
+                .map(|(name, t)| (name.clone(), t)),
+        );
+        let tenants = picked.into_iter().map(|t| wire(&ledger.books, t)).collect();
+        Ok(Response::new(v1::ListTenantsResponse {
+            tenants,
+            next_page_token,
+        }))
     }
 
     async fn update_tenant(
