@@ -42,6 +42,18 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Calls open at once on one connection.
 const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+/// The largest message taken or sent, encoded: a page of any list fits.
+const MAX_MESSAGE: usize = 4 << 20;
+
+/// A service of `api` whose messages are bounded by [`MAX_MESSAGE`] both ways.
+macro_rules! bounded {
+    ($server:path, $api:expr) => {{
+        use $server as Server;
+        Server::new($api.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }};
+}
 
 /// A manager whose store is open and whose port is bound, ready to serve.
 pub struct Manager {
@@ -212,22 +224,24 @@ impl Manager {
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(v1::agent_service_server::AgentServiceServer::new(
-                api.clone(),
+            .add_service(bounded!(v1::agent_service_server::AgentServiceServer, api))
+            .add_service(bounded!(
+                v1::infrastructure_service_server::InfrastructureServiceServer,
+                api
             ))
-            .add_service(
-                v1::infrastructure_service_server::InfrastructureServiceServer::new(api.clone()),
-            )
-            .add_service(v1::tenant_service_server::TenantServiceServer::new(
-                api.clone(),
+            .add_service(bounded!(
+                v1::tenant_service_server::TenantServiceServer,
+                api
             ))
-            .add_service(v1::profile_service_server::ProfileServiceServer::new(
-                api.clone(),
+            .add_service(bounded!(
+                v1::profile_service_server::ProfileServiceServer,
+                api
             ))
-            .add_service(v1::claim_service_server::ClaimServiceServer::new(
-                api.clone(),
+            .add_service(bounded!(v1::claim_service_server::ClaimServiceServer, api))
+            .add_service(bounded!(
+                v1::cluster_service_server::ClusterServiceServer,
+                api
             ))
-            .add_service(v1::cluster_service_server::ClusterServiceServer::new(api))
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::ReceiverStream::new(incoming),
                 signal,

@@ -190,3 +190,37 @@ async fn a_hello_whose_driver_or_version_could_drive_a_terminal_is_refused() {
     assert!(api.dc("dc-x").await.is_none(), "no datacenter was made");
     manager.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_over_4_mib_is_refused_before_it_is_read() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let manager = TestManager::start(dir.path()).await;
+    let mut api = Clients::new(manager.channel().await);
+    let err = api
+        .tenants
+        .create_tenant(v1::CreateTenantRequest {
+            tenant: Some(v1::Tenant {
+                name: "acme".into(),
+                owner: "o".repeat(5 << 20),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect_err("too large");
+    assert!(
+        matches!(err.code(), Code::ResourceExhausted | Code::OutOfRange),
+        "{:?}: {}",
+        err.code(),
+        &err.message()[..err.message().len().min(200)]
+    );
+    assert!(err.message().contains("too large"), "{}", err.message());
+    let tenants = api
+        .tenants
+        .list_tenants(v1::ListTenantsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(tenants.tenants.is_empty(), "nothing was stored");
+    manager.stop().await;
+}
