@@ -9,6 +9,14 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use theia::api::v1;
 
+/// `theia --version`: the release and the commit it was built from.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("THEIA_COMMIT"),
+    ")"
+);
+
 /// theia: schedules tenants onto logical infrastructure.
 ///
 /// Talks to a theia-manager over gRPC. `theia dev` runs a manager and a local
@@ -16,7 +24,7 @@ use theia::api::v1;
 /// come from THEIA_MANAGER / THEIA_OUTPUT or a config file (--config,
 /// ~/.config/theia/config.yaml, /etc/theia/config.yaml).
 #[derive(Parser, Debug)]
-#[command(name = "theia", version, propagate_version = true)]
+#[command(name = "theia", version = VERSION, propagate_version = true)]
 pub struct Cli {
     /// Options every command takes.
     #[command(flatten)]

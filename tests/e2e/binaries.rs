@@ -104,3 +104,28 @@ fn a_manager_killed_with_sigkill_keeps_every_acknowledged_claim() {
         "the manager stops cleanly on SIGTERM"
     );
 }
+
+#[test]
+fn the_cli_says_its_version_and_the_commit_it_was_built_from() {
+    let out = std::process::Command::new(bin_dir().join("theia"))
+        .arg("--version")
+        .output()
+        .expect("theia runs");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or_else(
+            || "unknown".to_owned(),
+            |o| String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+        );
+    assert_eq!(
+        text.trim(),
+        format!("theia {} (commit {head})", env!("CARGO_PKG_VERSION")),
+        "built from this checkout's commit"
+    );
+}
