@@ -51,3 +51,88 @@ async fn eleven_hundred_idle_connections_under_a_1024_descriptor_limit_do_not_lo
     drop(idle);
     assert!(manager.terminate().success(), "the manager stops cleanly");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_concurrent_large_lists_do_not_make_a_live_datacenter_suspect() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config =
+        theia_manager::ManagerConfig::for_dir(dir.path().join("m"), "127.0.0.1:0".parse().unwrap());
+    // Heartbeats and reports every 50 ms; suspect after 8 missed beats.
+    config.heartbeat_interval = Duration::from_millis(50);
+    config.report_interval = Duration::from_millis(50);
+    config.liveness.suspect_after = Duration::from_millis(400);
+    config.liveness.down_after = Duration::from_secs(5);
+    let manager = TestManager::start_with(config).await;
+    let agent = TestAgent::start(
+        vec![manager.url()],
+        "dc-live",
+        &[],
+        "compute.vcpu=100000",
+        dir.path().join("agent"),
+    );
+    let api = Clients::new(manager.channel().await);
+    api.wait_liveness("dc-live", theia::api::v1::Liveness::Alive)
+        .await;
+    let mut admin = api.clone();
+    admin.create_tenant("acme", &[]).await;
+    admin.create_profile("one", &[("compute.vcpu", "1")]).await;
+    // 3,000 claims: every full page of a list is 1,000 of them.
+    let mut makers = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let mut api = api.clone();
+        makers.spawn(async move {
+            for _ in 0..188 {
+                api.create_claim(spec("acme", "one", 1))
+                    .await
+                    .expect("placed");
+            }
+        });
+    }
+    while makers.join_next().await.is_some() {}
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = tokio::task::JoinSet::new();
+    for _ in 0..16 {
+        let mut api = api.clone();
+        let stop = stop.clone();
+        readers.spawn(async move {
+            let mut pages = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let page = api
+                    .claims
+                    .list_claims(theia::api::v1::ListClaimsRequest {
+                        page_size: 1000,
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("listed")
+                    .into_inner();
+                assert_eq!(page.claims.len(), 1000);
+                pages += 1;
+            }
+            pages
+        });
+    }
+    let mut seen = Vec::new();
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < until {
+        let mut api = api.clone();
+        let dc = api.dc("dc-live").await.expect("known");
+        seen.push(dc.liveness);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut pages = 0;
+    while let Some(done) = readers.join_next().await {
+        pages += done.expect("reader");
+    }
+    assert!(pages >= 16, "the lists really ran: {pages} pages");
+    let alive = theia::api::v1::Liveness::Alive as i32;
+    assert!(
+        seen.iter().all(|l| *l == alive),
+        "dc-live stayed alive under {pages} large lists: {seen:?}"
+    );
+    agent.stop().await;
+    manager.stop().await;
+}
