@@ -5,6 +5,7 @@
 mod common;
 
 mod agent_loss;
+mod api_doc;
 mod bad_input;
 mod binaries;
 mod cancel;

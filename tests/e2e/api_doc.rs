@@ -1,0 +1,103 @@
+//! docs/api.md stays true: it names every call of every service, and each
+//! grpcurl example in it runs, in order, against a real manager.
+
+use std::process::Command;
+
+use crate::common::*;
+
+fn doc() -> String {
+    std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/api.md"))
+        .expect("docs/api.md")
+}
+
+/// `(service, rpc)` for every call in `proto/theia/v1`.
+fn calls() -> Vec<(String, String)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("proto/theia/v1");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let mut service = None;
+        for line in text.lines().map(str::trim) {
+            if let Some(rest) = line.strip_prefix("service ") {
+                service = rest.split_whitespace().next().map(str::to_owned);
+            } else if let (Some(s), Some(rest)) = (&service, line.strip_prefix("rpc ")) {
+                let name = rest.split('(').next().unwrap_or_default().trim();
+                out.push((s.clone(), name.to_owned()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn the_api_doc_names_every_call() {
+    let text = doc();
+    let calls = calls();
+    assert!(calls.len() >= 18, "{calls:?}");
+    for (service, rpc) in calls {
+        let named = if service == "AgentService" {
+            text.contains("`Connect`")
+        } else {
+            text.contains(&format!("theia.v1.{service}/{rpc}"))
+        };
+        assert!(named, "docs/api.md says nothing of {service}/{rpc}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_grpcurl_example_in_the_api_doc_runs() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let manager = TestManager::start(&dir.path().join("m")).await;
+    // What `theia dev` runs: one datacenter `local`, labelled env=dev.
+    let agent = TestAgent::start(
+        vec![manager.url()],
+        "local",
+        &[("env", "dev")],
+        "compute.vcpu=8,compute.memory=16Gi",
+        dir.path().join("a"),
+    );
+    let api = Clients::new(manager.channel().await);
+    eventually("local reports", || {
+        let mut api = api.clone();
+        async move { api.dc("local").await.filter(|d| !d.capacity.is_empty()) }
+    })
+    .await;
+    let grpcurl_dir = grpcurl().parent().unwrap().to_owned();
+    let path = format!(
+        "{}:{}",
+        grpcurl_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let examples: Vec<String> = doc()
+        .lines()
+        .filter_map(|l| l.strip_prefix("$ grpcurl "))
+        .map(|rest| format!("grpcurl -max-time 15 {rest}"))
+        .collect();
+    assert!(examples.len() >= 20, "{examples:?}");
+    let mut claim_id = String::new();
+    for example in &examples {
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(example)
+            .env("PATH", &path)
+            .env("ADDR", manager.addr.to_string())
+            .env("CLAIM_ID", &claim_id)
+            .output()
+            .expect("bash runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{example}\nfailed: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if example.contains("ClaimService/CreateClaim") {
+            let claim: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+            claim_id = claim["id"].as_str().expect("an id").to_owned();
+        }
+    }
+    assert!(!claim_id.is_empty(), "the doc creates a claim");
+    agent.stop().await;
+    manager.stop().await;
+}
