@@ -101,3 +101,31 @@ async fn every_grpcurl_example_in_the_api_doc_runs() {
     agent.stop().await;
     manager.stop().await;
 }
+
+#[test]
+fn the_readme_and_the_docs_link_only_to_files_in_the_repository() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for page in [
+        "README.md",
+        "docs/architecture.md",
+        "docs/api.md",
+        "docs/operations.md",
+    ] {
+        let text = std::fs::read_to_string(root.join(page)).unwrap();
+        let base = root.join(page).parent().unwrap().to_owned();
+        for (i, _) in text.match_indices("](") {
+            let target: String = text[i + 2..].chars().take_while(|c| *c != ')').collect();
+            if target.starts_with("http") || target.starts_with('#') {
+                continue;
+            }
+            let path = base.join(target.split('#').next().unwrap());
+            let found = path
+                .canonicalize()
+                .unwrap_or_else(|_| panic!("{page} links to {target}, which does not exist"));
+            assert!(
+                found.starts_with(root.canonicalize().unwrap()),
+                "{page} links to {target}, which is outside the repository"
+            );
+        }
+    }
+}
