@@ -75,6 +75,8 @@ pub enum OutputFormat {
     Table,
     /// One pretty-printed JSON document on stdout.
     Json,
+    /// The same document as YAML.
+    Yaml,
 }
 
 impl OutputFormat {
@@ -83,6 +85,7 @@ impl OutputFormat {
         match self {
             Self::Table => "table",
             Self::Json => "json",
+            Self::Yaml => "yaml",
         }
     }
 
@@ -91,8 +94,9 @@ impl OutputFormat {
         match text.trim().to_ascii_lowercase().as_str() {
             "table" => Ok(Self::Table),
             "json" => Ok(Self::Json),
+            "yaml" => Ok(Self::Yaml),
             _ => Err(format!(
-                "{text:?} is not an output format; use table or json"
+                "{text:?} is not an output format; use table, json or yaml"
             )),
         }
     }
@@ -626,10 +630,11 @@ mod tests {
     fn output_format_from_config_text() {
         assert_eq!(OutputFormat::parse("JSON"), Ok(OutputFormat::Json));
         assert_eq!(OutputFormat::parse("table"), Ok(OutputFormat::Table));
+        assert_eq!(OutputFormat::parse("yaml"), Ok(OutputFormat::Yaml));
         assert!(
             OutputFormat::parse("xml")
                 .unwrap_err()
-                .contains("table or json")
+                .contains("table, json or yaml")
         );
     }
 

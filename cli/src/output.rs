@@ -1,5 +1,5 @@
 //! Printing results: plain tables and short messages for people, or one
-//! JSON document for programs. Everything goes to stdout; a closed pipe
+//! JSON (or YAML) document for programs. Everything goes to stdout; a closed pipe
 //! (`theia claim list | head -1`) ends output quietly instead of panicking.
 
 use std::io::Write;
@@ -27,6 +27,7 @@ impl Output {
     ) -> Result<(), CliError> {
         match self.format {
             OutputFormat::Json => print_json(&json()),
+            OutputFormat::Yaml => print_yaml(&json()),
             OutputFormat::Table => print_text(&table()),
         }
     }
@@ -36,6 +37,13 @@ impl Output {
 pub fn print_json(value: &Value) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| CliError::other(format!("cannot render JSON: {e}")))?;
+    print_text(&text)
+}
+
+/// Prints the same document as YAML.
+pub fn print_yaml(value: &Value) -> Result<(), CliError> {
+    let text = serde_yaml_ng::to_string(value)
+        .map_err(|e| CliError::other(format!("cannot render YAML: {e}")))?;
     print_text(&text)
 }
 

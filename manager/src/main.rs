@@ -153,7 +153,10 @@ async fn main_inner(args: Args) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("log: {filter:?} is not a log filter: {e}"))?,
         )
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none(),
+        )
         .init();
     for (key, source) in config.unknown_keys() {
         tracing::warn!(%key, %source, "unknown configuration key; ignored");

@@ -43,7 +43,7 @@ pub const KEYS: &[KeySpec] = &[
         "output",
         Some("table"),
         "theia",
-        "CLI output format: table or json",
+        "CLI output format: table, json or yaml",
     ),
     key(
         "listen",

@@ -9,6 +9,7 @@ mod api_doc;
 mod bad_input;
 mod binaries;
 mod cancel;
+mod cli_output;
 mod cluster;
 mod cluster_identity;
 mod consistent_pair;
