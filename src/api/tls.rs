@@ -102,6 +102,13 @@ mod tests {
     }
 
     #[test]
+    fn only_a_pem_certificate_counts_as_one() {
+        assert!(holds_certificate(b"x\n-----BEGIN CERTIFICATE-----\nMIIB"));
+        assert!(!holds_certificate(b"-----BEGIN PRIVATE KEY-----\nMIIB"));
+        assert!(!holds_certificate(b""));
+    }
+
+    #[test]
     fn a_named_ca_file_must_hold_a_certificate() {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty.pem");

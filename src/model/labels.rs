@@ -173,6 +173,40 @@ impl From<Selector> for String {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn edges_of_label_limits_and_selector_conversions() {
+        let labels =
+            |n: usize| -> Labels { (0..n).map(|i| (format!("k{i}"), "v".to_owned())).collect() };
+        assert!(
+            validate_labels("labels", &labels(MAX_LABELS)).is_ok(),
+            "64 labels are fine"
+        );
+        assert!(validate_labels("labels", &labels(MAX_LABELS + 1)).is_err());
+        let exact = format!("k={}", "v".repeat(MAX_SELECTOR_LEN - 2));
+        assert_eq!(exact.len(), MAX_SELECTOR_LEN);
+        // Too long a value for a label, but not for the selector bound.
+        assert!(
+            !Selector::parse("s", &exact)
+                .unwrap_err()
+                .reason
+                .contains("bytes long")
+        );
+        let ok = Selector::parse("s", "region=eu,!legacy").unwrap();
+        assert!(!ok.is_empty());
+        assert!(Selector::parse("s", " , ").unwrap().is_empty());
+        assert_eq!(String::from(ok.clone()), "region=eu,!legacy");
+        assert_eq!(
+            Selector::try_from("region=eu,!legacy".to_owned()).unwrap(),
+            ok
+        );
+        assert!(Selector::try_from("bad key=1".to_owned()).is_err());
+        // A plausible key shows as it is; a long or control-laden one quoted.
+        assert_eq!(key_shown("tier"), "tier");
+        assert_eq!(key_shown("a\u{1b}b"), "\"a\\u{1b}b\"");
+        assert!(key_shown(&"k".repeat(64)).starts_with('"'));
+        assert_eq!(key_shown(&"k".repeat(63)), "k".repeat(63));
+    }
+
+    #[test]
     fn a_selector_is_at_most_1_kib() {
         let part = "region=eu,";
         let just = part.repeat(MAX_SELECTOR_LEN / part.len());

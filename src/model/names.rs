@@ -57,6 +57,29 @@ pub fn validate_request_id(field: &str, id: &str) -> Result<(), FieldError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn limits_hold_exactly_at_their_edges() {
+        let at = "a".repeat(MAX_NAME_LEN);
+        assert!(validate_name("n", &at).is_ok(), "63 characters are fine");
+        let over = "a".repeat(MAX_NAME_LEN + 1);
+        assert!(validate_name("n", &over).is_err());
+        assert!(validate_request_id("r", &"x".repeat(128)).is_ok());
+        let err = validate_request_id("r", &"x".repeat(129)).unwrap_err();
+        assert_eq!(
+            err.reason,
+            "is 129 characters long, at most 128 are allowed"
+        );
+        assert!(validate_request_id("r", "").is_ok(), "no request id");
+        assert!(validate_request_id("r", "retry-1/a.b").is_ok());
+        for bad in ["with space", "tab\t", "é"] {
+            let err = validate_request_id("r", bad).unwrap_err();
+            assert_eq!(
+                err.reason, "must be printable ASCII without spaces",
+                "{bad:?}"
+            );
+        }
+    }
+
     use super::*;
 
     #[test]
