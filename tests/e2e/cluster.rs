@@ -37,13 +37,19 @@ fn live_ids(claims: &[v1::Claim], dc: &str) -> Vec<String> {
     ids
 }
 
+/// Two managers `a` and `b` on `redis`, their data under `dir`.
+async fn two_managers(redis: &TestRedis, dir: &std::path::Path) -> (TestManager, TestManager) {
+    let a = TestManager::start_with(redis_config(&dir.join("a"), redis, SECRET)).await;
+    let b = TestManager::start_with(redis_config(&dir.join("b"), redis, SECRET)).await;
+    (a, b)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_managers_take_claims_at_once_without_over_commit_and_converge() {
     init();
     let redis = TestRedis::start();
     let dir = tempfile::tempdir().unwrap();
-    let a = TestManager::start_with(redis_config(&dir.path().join("a"), &redis, SECRET)).await;
-    let b = TestManager::start_with(redis_config(&dir.path().join("b"), &redis, SECRET)).await;
+    let (a, b) = two_managers(&redis, dir.path()).await;
     let agent_a = TestAgent::start(
         vec![a.url()],
         "dc-a",
@@ -209,8 +215,7 @@ async fn when_a_manager_dies_its_agent_fails_over_and_keeps_what_it_applied() {
     init();
     let redis = TestRedis::start();
     let dir = tempfile::tempdir().unwrap();
-    let a = TestManager::start_with(redis_config(&dir.path().join("a"), &redis, SECRET)).await;
-    let b = TestManager::start_with(redis_config(&dir.path().join("b"), &redis, SECRET)).await;
+    let (a, b) = two_managers(&redis, dir.path()).await;
     let agent = TestAgent::start(
         vec![a.url(), b.url()],
         "dc-x",
@@ -450,8 +455,7 @@ async fn one_request_id_sent_to_two_managers_at_once_makes_one_claim() {
     init();
     let redis = TestRedis::start();
     let dir = tempfile::tempdir().unwrap();
-    let a = TestManager::start_with(redis_config(&dir.path().join("a"), &redis, SECRET)).await;
-    let b = TestManager::start_with(redis_config(&dir.path().join("b"), &redis, SECRET)).await;
+    let (a, b) = two_managers(&redis, dir.path()).await;
     let agent = TestAgent::start(
         vec![a.url()],
         "dc-a",

@@ -62,6 +62,17 @@ async fn raw_call(
     .expect_err("garbage is refused")
 }
 
+/// Fails the test unless the manager behind `api` stores no tenant.
+async fn assert_no_tenants(api: &mut Clients) {
+    let tenants = api
+        .tenants
+        .list_tenants(v1::ListTenantsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(tenants.tenants.is_empty(), "nothing was stored");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_bytes_are_invalid_argument_and_store_nothing() {
     init();
@@ -92,13 +103,7 @@ async fn garbage_bytes_are_invalid_argument_and_store_nothing() {
         }
     }
     let mut api = Clients::new(manager.channel().await);
-    let tenants = api
-        .tenants
-        .list_tenants(v1::ListTenantsRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(tenants.tenants.is_empty(), "nothing was stored");
+    assert_no_tenants(&mut api).await;
     manager.stop().await;
 }
 
@@ -215,12 +220,6 @@ async fn a_message_over_4_mib_is_refused_before_it_is_read() {
         &err.message()[..err.message().len().min(200)]
     );
     assert!(err.message().contains("too large"), "{}", err.message());
-    let tenants = api
-        .tenants
-        .list_tenants(v1::ListTenantsRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(tenants.tenants.is_empty(), "nothing was stored");
+    assert_no_tenants(&mut api).await;
     manager.stop().await;
 }
