@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "proto/theia/v1/profile.proto",
     "proto/theia/v1/claim.proto",
     "proto/theia/v1/cluster.proto",
+    "proto/theia/v1/access.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

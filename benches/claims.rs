@@ -93,6 +93,7 @@ async fn main() -> anyhow::Result<()> {
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(1),
             ca: None,
+            bearer: Default::default(),
         };
         agents.push(tokio::spawn(theia_agent::run(
             config,

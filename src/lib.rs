@@ -9,6 +9,7 @@
 //! and [`api::tls`].
 #![forbid(unsafe_code)]
 
+pub mod access;
 pub mod api;
 pub mod clock;
 pub mod config;

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::Token;
 use crate::clock::Timestamp;
 use crate::crdt::{Crdt, Lww, LwwMap};
 use crate::model::{Claim, Datacenter, Profile, Tenant};
@@ -55,6 +56,13 @@ pub enum Change {
         /// Its register.
         register: Lww<ClaimEnd>,
     },
+    /// A bearer token's record under its id.
+    Token {
+        /// The id.
+        key: String,
+        /// Its register.
+        register: Lww<Token>,
+    },
     /// What one datacenter's agent said of its part of a claim.
     #[serde(rename = "claim_applied")]
     Applied {
@@ -92,6 +100,14 @@ impl Change {
         }
     }
 
+    /// `token`'s record as written at `ts`, under its id.
+    pub fn token(ts: Timestamp, token: Token) -> Self {
+        Self::Token {
+            key: token.id.clone(),
+            register: Lww::new(ts, token),
+        }
+    }
+
     /// `claim`'s record as written at `ts`, under its id.
     pub fn claim(ts: Timestamp, claim: Claim) -> Self {
         Self::Claim {
@@ -123,6 +139,7 @@ impl Change {
             Self::Datacenter { register, .. } => register.timestamp(),
             Self::Tenant { register, .. } => register.timestamp(),
             Self::Profile { register, .. } => register.timestamp(),
+            Self::Token { register, .. } => register.timestamp(),
             Self::Claim { register, .. } => register.timestamp(),
             Self::End { register, .. } => register.timestamp(),
             Self::Applied { register, .. } => register.timestamp(),
@@ -135,6 +152,7 @@ impl Change {
             Self::Datacenter { register, .. } => register.is_tombstone(),
             Self::Tenant { register, .. } => register.is_tombstone(),
             Self::Profile { register, .. } => register.is_tombstone(),
+            Self::Token { register, .. } => register.is_tombstone(),
             Self::Claim { register, .. } => register.is_tombstone(),
             Self::End { register, .. } => register.is_tombstone(),
             Self::Applied { register, .. } => register.is_tombstone(),
@@ -156,6 +174,7 @@ impl Change {
             Self::Datacenter { key, .. } => format!("datacenter/{key}"),
             Self::Tenant { key, .. } => format!("tenant/{key}"),
             Self::Profile { key, .. } => format!("profile/{key}"),
+            Self::Token { key, .. } => format!("token/{key}"),
             Self::Claim { key, .. } => format!("claim/{key}"),
             Self::End { key, .. } => format!("claim_end/{key}"),
             Self::Applied {
@@ -174,6 +193,8 @@ pub struct Books {
     pub tenants: LwwMap<String, Tenant>,
     /// Profiles by name.
     pub profiles: LwwMap<String, Profile>,
+    /// Token records by id.
+    pub tokens: LwwMap<String, Token>,
     records: LwwMap<String, Claim>,
     ends: LwwMap<String, ClaimEnd>,
     applied: AppliedFlags,
@@ -197,6 +218,7 @@ impl Books {
             }
             Change::Tenant { key, register } => merge_into(&mut self.tenants, key, register),
             Change::Profile { key, register } => merge_into(&mut self.profiles, key, register),
+            Change::Token { key, register } => merge_into(&mut self.tokens, key, register),
             Change::Claim { key, register } => merge_into(&mut self.records, key, register),
             Change::End { key, register } => merge_into(&mut self.ends, key, register),
             Change::Applied {
@@ -259,6 +281,10 @@ impl Books {
                 key: key.clone(),
                 register: self.profiles.register(key)?.clone(),
             },
+            Change::Token { key, .. } => Change::Token {
+                key: key.clone(),
+                register: self.tokens.register(key)?.clone(),
+            },
             Change::Claim { key, .. } => Change::Claim {
                 key: key.clone(),
                 register: self.records.register(key)?.clone(),
@@ -297,6 +323,7 @@ impl Books {
             Change::Datacenter { key, .. } => self.datacenters.restore(key.clone(), None),
             Change::Tenant { key, .. } => self.tenants.restore(key.clone(), None),
             Change::Profile { key, .. } => self.profiles.restore(key.clone(), None),
+            Change::Token { key, .. } => self.tokens.restore(key.clone(), None),
             Change::Claim { key, .. } => self.records.restore(key.clone(), None),
             Change::End { key, .. } => self.ends.restore(key.clone(), None),
             Change::Applied {
@@ -318,6 +345,7 @@ impl Books {
             Change::Datacenter { key, register } => self.datacenters.restore(key, Some(register)),
             Change::Tenant { key, register } => self.tenants.restore(key, Some(register)),
             Change::Profile { key, register } => self.profiles.restore(key, Some(register)),
+            Change::Token { key, register } => self.tokens.restore(key, Some(register)),
             Change::Claim { key, register } => self.records.restore(key, Some(register)),
             Change::End { key, register } => self.ends.restore(key, Some(register)),
             Change::Applied {

@@ -29,6 +29,8 @@ pub struct AgentConfig {
     /// A PEM file of the authorities trusted for `https://` managers
     /// instead of the system's bundle.
     pub ca: Option<PathBuf>,
+    /// The `agent:<dc>` token presented to managers.
+    pub bearer: theia::api::auth::Bearer,
 }
 
 /// Which driver connects the agent to its management plane.
@@ -161,6 +163,10 @@ impl AgentConfig {
             theia::api::tls::read_ca(path).map_err(|reason| invalid("ca", reason))?;
         }
 
+        let token = theia::api::auth::configured_token(c, None)?;
+        let bearer = theia::api::auth::Bearer::new(token.as_deref())
+            .map_err(|reason| invalid("token", reason))?;
+
         Ok(Self {
             managers,
             dc,
@@ -170,6 +176,7 @@ impl AgentConfig {
             reconnect_min,
             reconnect_max,
             ca,
+            bearer,
         })
     }
 }

@@ -45,6 +45,12 @@ struct Args {
     /// PEM file of the authorities that sign the managers' certificates [default: the system's CA bundle].
     #[arg(long)]
     ca: Option<String>,
+    /// The agent:<dc> bearer token (prefer THEIA_TOKEN or --token-file: flags show in ps).
+    #[arg(long)]
+    token: Option<String>,
+    /// A file holding the bearer token.
+    #[arg(long)]
+    token_file: Option<String>,
     /// Log filter, e.g. info or theia_agent=debug [default: info].
     #[arg(long)]
     log: Option<String>,
@@ -63,6 +69,8 @@ impl Args {
             ("reconnect_min", &self.reconnect_min),
             ("reconnect_max", &self.reconnect_max),
             ("ca", &self.ca),
+            ("token", &self.token),
+            ("token_file", &self.token_file),
             ("log", &self.log),
         ]
         .into_iter()

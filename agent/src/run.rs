@@ -89,6 +89,7 @@ pub async fn run(
         driver,
         cluster,
         tls,
+        config.bearer.clone(),
     );
     let mut backoff = Backoff::new(config.reconnect_min, config.reconnect_max);
     let mut index = 0;

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use theia::api::auth::{Bearer, authed};
 use theia::api::v1;
 use theia::api::v1::agent_message::Body as Out;
 use theia::api::v1::agent_service_client::AgentServiceClient;
@@ -154,6 +155,7 @@ pub(crate) struct Agent {
     driver: Box<dyn Driver>,
     cluster: ClusterMemory,
     tls: ClientTlsConfig,
+    bearer: Bearer,
     report_seq: u64,
     heartbeat_seq: u64,
 }
@@ -166,8 +168,10 @@ impl Agent {
         driver: Box<dyn Driver>,
         cluster: ClusterMemory,
         tls: ClientTlsConfig,
+        bearer: Bearer,
     ) -> Self {
         Self {
+            bearer,
             dc,
             labels,
             driver,
@@ -303,8 +307,8 @@ impl Agent {
                 return End::Unreachable("the outbound queue refused the Hello".into());
             }
         }
-        let mut client =
-            AgentServiceClient::new(channel).max_decoding_message_size(MAX_MESSAGE_BYTES);
+        let mut client = AgentServiceClient::new(authed(channel, self.bearer.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES);
         let inbound = tokio::select! {
             answered = client.connect(ReceiverStream::new(rx)) => match answered {
                 Ok(response) => response.into_inner(),

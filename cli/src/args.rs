@@ -49,6 +49,9 @@ pub struct GlobalArgs {
     /// PEM file of the authorities that sign the manager's certificate (https://) [default: the system's CA bundle].
     #[arg(long, global = true, value_name = "FILE")]
     pub ca: Option<String>,
+    /// The bearer token to present [default: THEIA_TOKEN, the token key, or ~/.config/theia/token].
+    #[arg(long, global = true, value_name = "TOKEN")]
+    pub token: Option<String>,
 }
 
 impl GlobalArgs {
@@ -63,6 +66,9 @@ impl GlobalArgs {
         }
         if let Some(ca) = &self.ca {
             flags.push(("ca".to_owned(), ca.clone()));
+        }
+        if let Some(token) = &self.token {
+            flags.push(("token".to_owned(), token.clone()));
         }
         flags
     }
@@ -134,6 +140,53 @@ pub enum Command {
     /// The cluster secret that seals what managers store in Redis.
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// Bearer tokens and their roles (admins only).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Who the token in use speaks for: its subject, roles and tenants.
+    Whoami,
+}
+
+/// `theia token ...`.
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Make a token; its secret is printed once and never again.
+    Create {
+        /// Who it is for, e.g. an e-mail address.
+        #[arg(long, value_name = "SUBJECT")]
+        subject: String,
+        /// admin, operator, auditor, tenant:<name> or agent:<dc>; repeat for
+        /// more. None: the token acts only for the tenants that name its
+        /// subject as owner or delegate.
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+        /// How long it is good for, e.g. 30d or 12h [default: no expiry].
+        #[arg(long, value_name = "DURATION", value_parser = parse_ttl)]
+        ttl: Option<u64>,
+        /// What it is for.
+        #[arg(long, value_name = "TEXT")]
+        description: Option<String>,
+        /// Print only the token, for scripts.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// List live tokens (never their secrets).
+    List,
+    /// End a token at once, on every manager.
+    Revoke {
+        /// The token's id (16 hex digits, as `token list` shows).
+        id: String,
+    },
+}
+
+/// Reads a duration such as `30d` as whole seconds, at least one.
+fn parse_ttl(text: &str) -> Result<u64, String> {
+    let d = humantime::parse_duration(text)
+        .map_err(|e| format!("{text:?} is not a duration such as 30d or 12h: {e}"))?;
+    match d.as_secs() {
+        0 => Err("must be at least 1s".to_owned()),
+        s => Ok(s),
+    }
 }
 
 /// `theia completion SHELL`.
@@ -194,6 +247,19 @@ pub enum DcCommand {
     },
     /// Show one datacenter with its capacity per class.
     Show {
+        /// The datacenter's id.
+        dc: String,
+    },
+    /// Make a datacenter known, so that its agent (with an agent:<dc> token) may connect.
+    Register {
+        /// The datacenter's id.
+        dc: String,
+        /// Labels to start with, e.g. region=eu,tier=core (the agent's replace them).
+        #[arg(long, value_name = "LIST", value_parser = parse_kv_list)]
+        labels: Option<KvList>,
+    },
+    /// Forget a datacenter that holds no claims (decommissioning).
+    Delete {
         /// The datacenter's id.
         dc: String,
     },

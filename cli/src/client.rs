@@ -9,8 +9,10 @@ use theia::api::v1::infrastructure_service_client::InfrastructureServiceClient;
 use theia::api::v1::profile_service_client::ProfileServiceClient;
 use theia::api::v1::tenant_service_client::TenantServiceClient;
 
+use theia::api::auth::{Authed, Bearer, authed};
 use theia::api::tls::client_tls;
-use tonic::transport::{Channel, Endpoint};
+use theia::api::v1::access_service_client::AccessServiceClient;
+use tonic::transport::Endpoint;
 
 use crate::error::{CliError, chain};
 
@@ -46,7 +48,7 @@ pub const PAGE: u32 = 1000;
 #[derive(Clone, Debug)]
 pub struct Client {
     url: String,
-    channel: Channel,
+    channel: Authed,
 }
 
 /// Accepts `host:port` as shorthand for `http://host:port`.
@@ -62,8 +64,8 @@ pub fn normalise_url(text: &str) -> String {
 impl Client {
     /// Connects now, so that an unreachable manager is reported as such
     /// before any request is made.
-    pub async fn connect(manager: &str) -> Result<Self, CliError> {
-        Self::connect_trusting(manager, None).await
+    pub async fn connect(manager: &str, bearer: Bearer) -> Result<Self, CliError> {
+        Self::connect_trusting(manager, None, bearer).await
     }
 
     /// Connects, trusting the authorities in `ca` (a PEM file's path and
@@ -71,6 +73,7 @@ impl Client {
     pub async fn connect_trusting(
         manager: &str,
         ca: Option<(PathBuf, Vec<u8>)>,
+        bearer: Bearer,
     ) -> Result<Self, CliError> {
         let url = normalise_url(manager);
         let mut endpoint = Endpoint::from_shared(url.clone())
@@ -95,7 +98,10 @@ impl Client {
                 url: url.clone(),
                 cause: chain(&e),
             })?;
-        Ok(Self { url, channel })
+        Ok(Self {
+            url,
+            channel: authed(channel, bearer),
+        })
     }
 
     /// Reads a failed call in terms of this manager.
@@ -104,27 +110,32 @@ impl Client {
     }
 
     /// Datacenters and the logical infrastructure.
-    pub fn infrastructure(&self) -> InfrastructureServiceClient<Channel> {
+    pub fn infrastructure(&self) -> InfrastructureServiceClient<Authed> {
         InfrastructureServiceClient::new(self.channel.clone())
     }
 
     /// Tenants.
-    pub fn tenants(&self) -> TenantServiceClient<Channel> {
+    pub fn tenants(&self) -> TenantServiceClient<Authed> {
         TenantServiceClient::new(self.channel.clone())
     }
 
     /// Resource profiles.
-    pub fn profiles(&self) -> ProfileServiceClient<Channel> {
+    pub fn profiles(&self) -> ProfileServiceClient<Authed> {
         ProfileServiceClient::new(self.channel.clone())
     }
 
     /// Claims.
-    pub fn claims(&self) -> ClaimServiceClient<Channel> {
+    pub fn claims(&self) -> ClaimServiceClient<Authed> {
         ClaimServiceClient::new(self.channel.clone())
     }
 
+    /// Tokens and who this one speaks for.
+    pub fn access(&self) -> AccessServiceClient<Authed> {
+        AccessServiceClient::new(self.channel.clone())
+    }
+
     /// The managers and their store.
-    pub fn cluster(&self) -> ClusterServiceClient<Channel> {
+    pub fn cluster(&self) -> ClusterServiceClient<Authed> {
         ClusterServiceClient::new(self.channel.clone())
     }
 }
@@ -150,7 +161,7 @@ mod tests {
             .map(|a| a.port())
             .unwrap();
         let url = format!("http://127.0.0.1:{port}");
-        let err = Client::connect(&url).await.unwrap_err();
+        let err = Client::connect(&url, Bearer::default()).await.unwrap_err();
         let line = err.line();
         assert!(
             line.starts_with(&format!(
@@ -162,7 +173,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_malformed_url_is_named() {
-        let err = Client::connect("http://exa mple").await.unwrap_err();
+        let err = Client::connect("http://exa mple", Bearer::default())
+            .await
+            .unwrap_err();
         assert!(
             err.line()
                 .starts_with("manager: \"http://exa mple\" is not a URL"),

@@ -179,6 +179,13 @@ impl Agents {
         self.lock().sessions.len()
     }
 
+    /// Ends `dc`'s stream, if connected, with `status` as its last word.
+    pub fn disconnect(&self, dc: &str, status: Status) {
+        if let Some(session) = self.lock().sessions.remove(dc) {
+            let _ = session.tx.try_send(Err(status));
+        }
+    }
+
     /// Closes every stream (at shutdown).
     pub fn disconnect_all(&self) {
         self.lock().sessions.clear();

@@ -10,6 +10,7 @@ use theia::state::Books;
 use tokio::sync::{Mutex, watch};
 
 use crate::ManagerConfig;
+use crate::access::DirectoryCell;
 use crate::agents::Agents;
 use crate::ledger::Ledger;
 use crate::store::Store;
@@ -28,6 +29,8 @@ pub struct App {
     pub agents: Agents,
     /// The store (the writer writes it; the feed reads it).
     pub store: Arc<Store>,
+    /// The tokens and tenant members calls are checked against.
+    pub directory: Arc<DirectoryCell>,
     /// Every manager of the cluster as last announced in a shared store.
     pub peers: std::sync::Mutex<Vec<v1::Manager>>,
     stop: watch::Sender<bool>,
@@ -45,7 +48,9 @@ impl App {
         // Datacenters known from the store count as down until their agent
         // speaks to this manager: nothing is placed on what nobody vouches for.
         let agents = Agents::new(config.liveness);
+        let directory = ledger.directory();
         Self {
+            directory,
             config,
             manager_id,
             address,

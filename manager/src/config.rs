@@ -42,6 +42,9 @@ pub struct ManagerConfig {
     /// The certificate and key files the API serves TLS with (read when the
     /// manager binds, so that a renewed certificate is taken at restart).
     pub tls: Option<TlsFiles>,
+    /// Where the first start of an empty store writes the first admin token
+    /// (`data_dir/admin.token` when `None`).
+    pub bootstrap_token_file: Option<PathBuf>,
     /// Whether plaintext is allowed (no `tls`): `theia dev` and tests on
     /// loopback, or an operator who said `--insecure`.
     pub insecure: bool,
@@ -218,8 +221,19 @@ impl ManagerConfig {
             secret,
             redis_ca,
             tls,
+            bootstrap_token_file: c
+                .opt_string("bootstrap_token_file")?
+                .filter(|s| !s.is_empty())
+                .map(PathBuf::from),
             insecure,
         })
+    }
+
+    /// Where the first admin token is written at the first start.
+    pub fn bootstrap_token_path(&self) -> PathBuf {
+        self.bootstrap_token_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("admin.token"))
     }
 
     /// Defaults with a data directory and a listen address, for tests and `theia dev`.

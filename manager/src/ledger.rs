@@ -13,6 +13,7 @@ use theia::clock::{ClockError, HybridClock, Timestamp};
 use theia::state::{Books, Change};
 use tokio::time::Instant;
 
+use crate::access::DirectoryCell;
 use crate::store::{Store, StoreError};
 use crate::writer::{self, Durable, Job, Starter, WriterQueue};
 
@@ -67,6 +68,13 @@ pub struct Ledger {
     dirty: BTreeSet<String>,
     last_sync: Instant,
     last_sync_ms: u64,
+    directory: Arc<DirectoryCell>,
+}
+
+/// Whether `change` can change who a token speaks for: tokens, and tenants
+/// (their owners and delegates).
+fn touches_access(change: &Change) -> bool {
+    matches!(change, Change::Token { .. } | Change::Tenant { .. })
 }
 
 impl Ledger {
@@ -95,6 +103,7 @@ impl Ledger {
         let location = store.location();
         let cluster_id = store.cluster_id().to_owned();
         let (queue, starter) = writer::spawn(store.clone());
+        let directory = Arc::new(DirectoryCell::new(&books));
         let ledger = Self {
             books,
             clock,
@@ -108,8 +117,22 @@ impl Ledger {
             dirty: BTreeSet::new(),
             last_sync: Instant::now(),
             last_sync_ms: now,
+            directory,
         };
         Ok((ledger, starter))
+    }
+
+    /// The tokens and tenant members calls are authenticated against, kept
+    /// up to date with the books.
+    pub fn directory(&self) -> Arc<DirectoryCell> {
+        self.directory.clone()
+    }
+
+    /// Publishes the directory anew when `change` touched access.
+    fn touched(&self, change: &Change) {
+        if touches_access(change) {
+            self.directory.refresh(&self.books);
+        }
     }
 
     /// A fresh timestamp for a local change.
@@ -131,6 +154,7 @@ impl Ledger {
         for change in changes {
             let prior = self.books.current(&change);
             self.books.apply(&change);
+            self.touched(&change);
             if let Change::Datacenter { key, .. } = &change {
                 self.dirty.remove(key);
             }
@@ -179,7 +203,11 @@ impl Ledger {
                     }
                     _ => (false, Vec::new()),
                 },
-                Change::Datacenter { key, .. } => (false, vec![format!("dc/{key}")]),
+                // A deletion must not cross a placement another manager
+                // made there meanwhile.
+                Change::Datacenter { key, register } => {
+                    (register.is_tombstone(), vec![format!("dc/{key}")])
+                }
                 Change::Tenant { key, .. } => (false, vec![format!("tenant/{key}")]),
                 _ => (false, Vec::new()),
             };
@@ -210,6 +238,7 @@ impl Ledger {
             .is_some_and(|c| c.timestamp() == change.timestamp());
         if still_ours {
             self.books.restore(change, prior.clone());
+            self.touched(change);
         }
     }
 
@@ -254,6 +283,7 @@ impl Ledger {
             .and_then(|id| self.books.claims().get(id))
             .is_some_and(|c| c.state.holds_capacity());
         self.books.apply(change);
+        self.touched(change);
         let Some(claim) = id.and_then(|id| self.books.claims().get(&id)) else {
             return Ok(Vec::new());
         };

@@ -4,8 +4,10 @@
 //! cluster (with its feed, generations and shared liveness).
 #![forbid(unsafe_code)]
 
+mod access;
 mod agents;
 mod app;
+mod bootstrap;
 mod cluster;
 mod config;
 mod error;
@@ -119,6 +121,8 @@ impl Manager {
         let address = listener.local_addr()?;
         let app = Arc::new(App::new(config, id, address, ledger, store));
         let writer = writer.start(Arc::downgrade(&app));
+        let token_file = app.config.bootstrap_token_path();
+        bootstrap::first_admin_token(&app, &token_file).await?;
         Ok(Manager {
             app,
             listener,
@@ -134,6 +138,33 @@ impl Manager {
     /// This manager's id.
     pub fn id(&self) -> &str {
         &self.app.manager_id
+    }
+
+    /// Makes a token in this manager's store before it serves (as `theia
+    /// dev` does for its own agent) and answers its secret once durable.
+    pub async fn issue_token(
+        &self,
+        subject: &str,
+        roles: std::collections::BTreeSet<theia::access::Role>,
+        description: &str,
+    ) -> anyhow::Result<String> {
+        let request = theia::access::TokenRequest {
+            subject: subject.to_owned(),
+            roles,
+            expires_unix_ms: None,
+            description: description.to_owned(),
+        };
+        request.validate()?;
+        let mut ledger = self.app.ledger.lock().await;
+        let (_, secret, durable) = service::issue(&mut ledger, request, "theia dev");
+        drop(ledger);
+        durable.wait().await?;
+        Ok(secret)
+    }
+
+    /// Where the first admin token was written at the first start.
+    pub fn bootstrap_token_path(&self) -> std::path::PathBuf {
+        self.app.config.bootstrap_token_path()
     }
 
     /// Serves until `shutdown` completes, then ends every stream and task,
@@ -168,6 +199,9 @@ impl Manager {
             .await;
         health
             .set_serving::<v1::cluster_service_server::ClusterServiceServer<Api>>()
+            .await;
+        health
+            .set_serving::<v1::access_service_server::AccessServiceServer<Api>>()
             .await;
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
@@ -221,6 +255,7 @@ impl Manager {
         };
         tracing::info!(manager = %app.manager_id, address = %app.address, url = %format!("{scheme}://{}", app.address), store = %location, max_connections = limit, "theia-manager serving");
         let server = builder
+            .layer(access::GateLayer::new(app.directory.clone()))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -240,6 +275,10 @@ impl Manager {
             .add_service(bounded!(v1::claim_service_server::ClaimServiceServer, api))
             .add_service(bounded!(
                 v1::cluster_service_server::ClusterServiceServer,
+                api
+            ))
+            .add_service(bounded!(
+                v1::access_service_server::AccessServiceServer,
                 api
             ))
             .serve_with_incoming_shutdown(

@@ -48,6 +48,9 @@ struct Args {
     /// PEM file of the authorities that sign Redis's certificate (rediss://) [default: system roots].
     #[arg(long)]
     redis_ca: Option<String>,
+    /// Where the first start of an empty store writes the first admin token [default: DATA_DIR/admin.token].
+    #[arg(long)]
+    bootstrap_token_file: Option<String>,
     /// Seconds a peer's clock may run ahead [default: 1.0].
     #[arg(long)]
     clock_offset: Option<String>,
@@ -91,6 +94,7 @@ impl Args {
             ("secret_file", &self.secret_file),
             ("redis", &self.redis),
             ("redis_ca", &self.redis_ca),
+            ("bootstrap_token_file", &self.bootstrap_token_file),
             ("clock_offset", &self.clock_offset),
             ("sync_delta", &self.sync_delta),
             ("sync_max", &self.sync_max),

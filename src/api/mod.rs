@@ -2,6 +2,7 @@
 //! Generated types stop at the service layer: handlers convert them here,
 //! with errors that name the offending field.
 
+pub mod auth;
 pub mod codec;
 mod convert;
 pub mod tls;

@@ -106,6 +106,27 @@ pub const KEYS: &[KeySpec] = &[
         )
     },
     key(
+        "bootstrap_token_file",
+        None,
+        "theia-manager",
+        "where the first start of an empty store writes the first admin token (mode 0600) [default: admin.token in data_dir]",
+    ),
+    KeySpec {
+        secret: true,
+        ..key(
+            "token",
+            None,
+            "theia, theia-agent",
+            "bearer token the CLI or the agent presents to managers [CLI default: the user's token file, ~/.config/theia/token]",
+        )
+    },
+    key(
+        "token_file",
+        None,
+        "theia, theia-agent",
+        "a file holding the bearer token, read when token is unset",
+    ),
+    key(
         "redis_ca",
         None,
         "theia-manager",

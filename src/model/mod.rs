@@ -13,6 +13,7 @@ mod resources;
 pub use error::{FieldError, quoted};
 pub use labels::{Labels, Selector, validate_labels};
 pub use names::{MAX_NAME_LEN, validate_name, validate_request_id};
+pub(crate) use objects::validate_text;
 pub use objects::{
     Claim, ClaimSpec, ClaimState, Datacenter, Inventory, Placement, Profile, Strategy, Tenant,
 };

@@ -14,7 +14,7 @@ pub const MAX_CLAIM_COUNT: u32 = 10_000;
 const MAX_DELEGATES: usize = 64;
 const MAX_TEXT_LEN: usize = 256;
 
-fn validate_text(field: &str, text: &str) -> Result<(), FieldError> {
+pub(crate) fn validate_text(field: &str, text: &str) -> Result<(), FieldError> {
     if text.len() > MAX_TEXT_LEN {
         return Err(FieldError::new(
             field,

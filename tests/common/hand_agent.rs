@@ -1,12 +1,12 @@
 //! An agent driven by hand over a real `AgentService.Connect` stream, to
 //! send exactly the messages a test needs (reports out of order, lies).
 
+use theia::api::auth::Authed;
 use theia::api::v1;
 use theia::api::v1::agent_message::Body as Out;
 use theia::api::v1::manager_message::Body as In;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 
 /// One class of a report: (class, total, free, held).
 pub type Item<'a> = (&'a str, u64, u64, Option<u64>);
@@ -18,8 +18,8 @@ pub struct HandAgent {
 }
 
 impl HandAgent {
-    /// Connects as `dc`, saying Hello.
-    pub async fn connect(channel: Channel, dc: &str) -> Self {
+    /// Connects as `dc`, saying Hello, on `channel` (with `dc`'s agent token).
+    pub async fn connect(channel: Authed, dc: &str) -> Self {
         let (tx, rx) = mpsc::channel(16);
         let hello = Out::Hello(v1::Hello {
             datacenter: dc.into(),

@@ -12,6 +12,7 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use theia::api::auth::{Authed, Bearer, authed};
 use theia::api::v1;
 use theia::model::{Labels, Resources};
 use theia_agent::{AgentConfig, DriverConfig};
@@ -22,6 +23,96 @@ use tonic::transport::{Channel, Endpoint};
 
 /// How long any condition may take to come true before a test fails.
 pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The admin token of every manager this test process started, by its
+/// address (`127.0.0.1:port`): what clients, agents and CLI runs present.
+static ADMIN_TOKENS: std::sync::Mutex<Vec<(String, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Remembers `token` as the admin token of the manager at `addr`.
+pub fn remember_admin_token(addr: &str, token: &str) {
+    let mut tokens = ADMIN_TOKENS.lock().unwrap();
+    tokens.retain(|(a, _)| a != addr);
+    tokens.push((addr.to_owned(), token.to_owned()));
+}
+
+/// The admin token of the manager at `addr` (`127.0.0.1:port`, or a URL).
+pub fn admin_token(addr: &str) -> String {
+    let addr = addr
+        .trim_start_matches("http://")
+        .trim_start_matches("https://");
+    ADMIN_TOKENS
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(a, _)| a == addr)
+        .map(|(_, t)| t.clone())
+        .unwrap_or_else(|| panic!("no manager of this test listens on {addr}"))
+}
+
+/// Remembers the admin token the manager process at `addr` wrote into
+/// `data_dir` at its first start.
+pub fn remember_process_token(addr: &str, data_dir: &Path) {
+    remember_admin_token(addr, &read_admin_token(&data_dir.join("admin.token")));
+}
+
+/// Makes a token with `role` for `subject` through the `theia` CLI, as the
+/// admin of the manager at `addr` would.
+pub fn cli_token(addr: &str, subject: &str, role: &str) -> String {
+    let theia = bin_dir().join("theia");
+    let (ok, out, err) = run(
+        &theia,
+        &[
+            "token",
+            "create",
+            "--subject",
+            subject,
+            "--role",
+            role,
+            "--output",
+            "json",
+        ],
+        addr,
+    );
+    assert!(ok, "theia token create failed: {err}");
+    let json: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    json["secret"].as_str().expect("a secret").to_owned()
+}
+
+/// Reads the admin token a manager wrote at its first start.
+pub fn read_admin_token(path: &Path) -> String {
+    theia::api::auth::read_token_file(path).unwrap_or_else(|e| panic!("admin token: {e}"))
+}
+
+/// `channel` presenting `token`.
+pub fn with_token(channel: Channel, token: &str) -> Authed {
+    authed(
+        channel,
+        Bearer::new(Some(token)).expect("a well-formed token"),
+    )
+}
+
+/// Makes a token with `roles` for `subject` on the manager at `addr`, as
+/// its admin.
+pub async fn make_token(addr: &str, subject: &str, roles: &[&str]) -> String {
+    let channel = with_token(plain_channel(addr).await, &admin_token(addr));
+    v1::access_service_client::AccessServiceClient::new(channel)
+        .create_token(v1::CreateTokenRequest {
+            subject: subject.into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            ..Default::default()
+        })
+        .await
+        .expect("the admin makes a token")
+        .into_inner()
+        .secret
+}
+
+/// A channel to the manager at `addr` for the agent of `dc` (its token
+/// made, which registers the datacenter).
+pub async fn agent_channel(addr: &str, dc: &str) -> Authed {
+    let token = make_token(addr, &format!("agent-{dc}"), &[&format!("agent:{dc}")]).await;
+    with_token(plain_channel(addr).await, &token)
+}
 
 /// Installs ring as the one crypto provider; every test calls this first.
 pub fn init() {
@@ -41,6 +132,7 @@ pub fn fast(config: &mut ManagerConfig) {
 /// that it can be killed with SIGKILL), listening on `addr` with its data in
 /// `dir` and [`fast`] liveness settings; returns once it serves.
 pub fn manager_process(dir: &Path, addr: &str, redis: &TestRedis, secret: &str) -> Child {
+    let token_file = redis.admin_token_file();
     let (child, _) = spawn_until(
         &bin_dir().join("theia-manager"),
         &[
@@ -61,15 +153,24 @@ pub fn manager_process(dir: &Path, addr: &str, redis: &TestRedis, secret: &str) 
             "--down-after",
             "3s",
             "--insecure",
+            "--bootstrap-token-file",
+            token_file.to_str().expect("utf-8 path"),
         ],
         "serving",
     );
+    remember_admin_token(addr, &read_admin_token(&token_file));
     child
 }
 
-/// A channel to a manager at `addr` (`127.0.0.1:port`), reconnecting by
-/// itself when the manager comes back.
-pub async fn channel_to(addr: &str) -> Channel {
+/// A channel to a manager at `addr` (`127.0.0.1:port`) with its admin
+/// token, reconnecting by itself when the manager comes back.
+pub async fn channel_to(addr: &str) -> Authed {
+    with_token(plain_channel(addr).await, &admin_token(addr))
+}
+
+/// A channel to a manager at `addr`, presenting no token.
+pub async fn plain_channel(addr: &str) -> Channel {
+    let addr = addr.trim_start_matches("http://");
     Endpoint::from_shared(format!("http://{addr}"))
         .expect("address")
         .connect()
@@ -81,6 +182,8 @@ pub async fn channel_to(addr: &str) -> Channel {
 pub struct TestManager {
     /// Where it listens.
     pub addr: std::net::SocketAddr,
+    /// Its admin token.
+    pub token: String,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -111,12 +214,15 @@ impl TestManager {
             }
         };
         let addr = manager.local_addr();
+        let token = read_admin_token(&manager.bootstrap_token_path());
+        remember_admin_token(&addr.to_string(), &token);
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(manager.serve(async move {
             let _ = rx.await;
         }));
         Self {
             addr,
+            token,
             shutdown: Some(tx),
             task,
         }
@@ -127,13 +233,26 @@ impl TestManager {
         format!("http://{}", self.addr)
     }
 
-    /// A channel to its API.
-    pub async fn channel(&self) -> Channel {
-        Endpoint::from_shared(self.url())
-            .unwrap()
-            .connect()
-            .await
-            .expect("manager reachable")
+    /// A channel to its API, as its admin.
+    pub async fn channel(&self) -> Authed {
+        with_token(self.plain_channel().await, &self.token)
+    }
+
+    /// A channel to its API presenting no token.
+    pub async fn plain_channel(&self) -> Channel {
+        plain_channel(&self.addr.to_string()).await
+    }
+
+    /// A channel as the agent of `dc` (its token made and the datacenter
+    /// registered).
+    pub async fn agent_channel(&self, dc: &str) -> Authed {
+        agent_channel(&self.addr.to_string(), dc).await
+    }
+
+    /// A channel presenting a new token for `subject` with `roles`.
+    pub async fn channel_as(&self, subject: &str, roles: &[&str]) -> Authed {
+        let token = make_token(&self.addr.to_string(), subject, roles).await;
+        with_token(self.plain_channel().await, &token)
     }
 
     /// Stops it gracefully and waits until its store is closed.
@@ -186,11 +305,28 @@ impl TestAgent {
             reconnect_min: Duration::from_millis(50),
             reconnect_max: Duration::from_millis(500),
             ca: None,
+            bearer: Bearer::default(),
         };
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(theia_agent::run(config, async move {
-            let _ = rx.await;
-        }));
+        // The agent's token is made by the first manager's admin, as an
+        // operator would before starting it.
+        let first = config.managers[0].clone();
+        let task = tokio::spawn(async move {
+            let token = make_token(
+                &first,
+                &format!("agent-{}", config.dc),
+                &[&format!("agent:{}", config.dc)],
+            )
+            .await;
+            let config = AgentConfig {
+                bearer: Bearer::new(Some(&token)).expect("a well-formed token"),
+                ..config
+            };
+            theia_agent::run(config, async move {
+                let _ = rx.await;
+            })
+            .await
+        });
         Self {
             shutdown: Some(tx),
             task,
@@ -248,20 +384,20 @@ where
 #[derive(Clone)]
 pub struct Clients {
     /// InfrastructureService.
-    pub infra: v1::infrastructure_service_client::InfrastructureServiceClient<Channel>,
+    pub infra: v1::infrastructure_service_client::InfrastructureServiceClient<Authed>,
     /// TenantService.
-    pub tenants: v1::tenant_service_client::TenantServiceClient<Channel>,
+    pub tenants: v1::tenant_service_client::TenantServiceClient<Authed>,
     /// ProfileService.
-    pub profiles: v1::profile_service_client::ProfileServiceClient<Channel>,
+    pub profiles: v1::profile_service_client::ProfileServiceClient<Authed>,
     /// ClaimService.
-    pub claims: v1::claim_service_client::ClaimServiceClient<Channel>,
+    pub claims: v1::claim_service_client::ClaimServiceClient<Authed>,
     /// ClusterService.
-    pub cluster: v1::cluster_service_client::ClusterServiceClient<Channel>,
+    pub cluster: v1::cluster_service_client::ClusterServiceClient<Authed>,
 }
 
 impl Clients {
     /// Clients for the manager behind `channel`.
-    pub fn new(channel: Channel) -> Self {
+    pub fn new(channel: Authed) -> Self {
         Self {
             infra: v1::infrastructure_service_client::InfrastructureServiceClient::new(
                 channel.clone(),
@@ -578,6 +714,7 @@ pub fn run(program: &Path, args: &[&str], manager: &str) -> (bool, String, Strin
     let out = std::process::Command::new(program)
         .args(args)
         .env("THEIA_MANAGER", format!("http://{manager}"))
+        .env("THEIA_TOKEN", admin_token(manager))
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
     (
@@ -634,6 +771,12 @@ impl TestRedis {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// Where the first manager on it writes its admin token, so that every
+    /// manager of a test cluster knows it.
+    pub fn admin_token_file(&self) -> PathBuf {
+        self.dir.path().join("admin.token")
     }
 
     /// `redis://127.0.0.1:port`.
@@ -701,5 +844,6 @@ pub fn redis_config(dir: &Path, redis: &TestRedis, secret: &str) -> ManagerConfi
     fast(&mut config);
     config.redis = Some(redis.url());
     config.secret = Some(theia_manager::Secret::from_hex(secret).unwrap());
+    config.bootstrap_token_file = Some(redis.admin_token_file());
     config
 }

@@ -77,6 +77,7 @@ async fn every_grpcurl_example_in_the_api_doc_runs() {
         .collect();
     assert!(examples.len() >= 20, "{examples:?}");
     let mut claim_id = String::new();
+    let mut token_id = String::new();
     for example in &examples {
         let out = Command::new("bash")
             .arg("-c")
@@ -84,6 +85,8 @@ async fn every_grpcurl_example_in_the_api_doc_runs() {
             .env("PATH", &path)
             .env("ADDR", manager.addr.to_string())
             .env("CLAIM_ID", &claim_id)
+            .env("TOKEN_ID", &token_id)
+            .env("AUTH", format!("authorization: Bearer {}", manager.token))
             .output()
             .expect("bash runs");
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -96,8 +99,19 @@ async fn every_grpcurl_example_in_the_api_doc_runs() {
             let claim: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
             claim_id = claim["id"].as_str().expect("an id").to_owned();
         }
+        if example.contains("AccessService/CreateToken") {
+            let made: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+            token_id = made["token"]["id"].as_str().expect("an id").to_owned();
+            assert!(
+                made["secret"]
+                    .as_str()
+                    .expect("the secret")
+                    .starts_with("theia_")
+            );
+        }
     }
     assert!(!claim_id.is_empty(), "the doc creates a claim");
+    assert!(!token_id.is_empty(), "the doc creates a token");
     agent.stop().await;
     manager.stop().await;
 }

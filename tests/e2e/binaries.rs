@@ -20,12 +20,14 @@ fn a_manager_killed_with_sigkill_keeps_every_acknowledged_claim() {
         ],
         "serving",
     );
+    remember_process_token(&addr, &data);
+    let agent_token = cli_token(&addr, "agent-dc-bin", "agent:dc-bin");
 
     let agent_config = dir.path().join("agent.yaml");
     std::fs::write(
         &agent_config,
         format!(
-            "managers: [http://{addr}]\ndc: dc-bin\nlabels: {{region: eu}}\ndriver: static\ninventory:\n  compute.vcpu: 64\n  compute.memory: 256Gi\nstate_dir: {}\nreconnect_min: 100ms\n",
+            "managers: [http://{addr}]\ndc: dc-bin\nlabels: {{region: eu}}\ndriver: static\ninventory:\n  compute.vcpu: 64\n  compute.memory: 256Gi\nstate_dir: {}\nreconnect_min: 100ms\ntoken: {agent_token}\n",
             dir.path().join("agent").display()
         ),
     )

@@ -243,7 +243,8 @@ async fn when_a_manager_dies_its_agent_fails_over_and_keeps_what_it_applied() {
             ..Default::default()
         })),
     };
-    let mut agents = v1::agent_service_client::AgentServiceClient::new(b.channel().await);
+    let mut agents =
+        v1::agent_service_client::AgentServiceClient::new(b.agent_channel("dc-x").await);
     let refused = agents
         .connect(tokio_stream::iter(vec![hello]))
         .await

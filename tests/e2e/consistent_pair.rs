@@ -23,7 +23,7 @@ async fn an_assignment_applied_after_the_last_report_still_counts() {
 
     // A hand-driven agent for dc-a: 16 vCPU of which 6 are used by someone
     // else, nothing of theia's held.
-    let mut agent = HandAgent::connect(manager.channel().await, "dc-a").await;
+    let mut agent = HandAgent::connect(manager.agent_channel("dc-a").await, "dc-a").await;
     agent.report(1, &[("compute.vcpu", 16, 10, Some(0))]).await;
     api.wait_liveness("dc-a", v1::Liveness::Alive).await;
     eventually("the first report is in", || {

@@ -65,12 +65,8 @@ async fn a_manager_behind_the_trimmed_feed_reloads_and_misses_nothing() {
         ],
         "serving",
     );
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{b_addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .expect("b answers");
-    let on_b = Clients::new(channel);
+    // One cluster, one set of tokens: a's admin token works on b.
+    let on_b = Clients::new(with_token(plain_channel(&b_addr).await, &a.token));
     let first = on_a.create_claim(spec("acme", "one", 1)).await.unwrap();
     shows(&on_b, &first.id, "b follows the feed").await;
 

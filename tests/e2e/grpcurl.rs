@@ -5,9 +5,20 @@ use std::process::Command;
 
 use crate::common::*;
 
-fn grpcurl_call(addr: &str, data: &str, method: &str) -> String {
+fn grpcurl_call(addr: &str, token: &str, data: &str, method: &str) -> String {
+    let header = format!("authorization: Bearer {token}");
     let out = Command::new(grpcurl())
-        .args(["-plaintext", "-max-time", "15", "-d", data, addr, method])
+        .args([
+            "-plaintext",
+            "-max-time",
+            "15",
+            "-H",
+            &header,
+            "-d",
+            data,
+            addr,
+            method,
+        ])
         .output()
         .expect("grpcurl runs");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -59,6 +70,7 @@ async fn grpcurl_lists_every_service_and_calls_each_one() {
         "theia.v1.ProfileService",
         "theia.v1.ClaimService",
         "theia.v1.ClusterService",
+        "theia.v1.AccessService",
         "grpc.health.v1.Health",
     ] {
         assert!(
@@ -67,6 +79,8 @@ async fn grpcurl_lists_every_service_and_calls_each_one() {
         );
     }
 
+    let agent_token = make_token(&addr, "agent-dc-grpcurl", &["agent:dc-grpcurl"]).await;
+    let admin = manager.token.as_str();
     let calls: Vec<(&str, &str, &str)> = vec![
         (
             "{}",
@@ -94,11 +108,17 @@ async fn grpcurl_lists_every_service_and_calls_each_one() {
             "theia.v1.AgentService/Connect",
             "welcome",
         ),
+        ("{}", "theia.v1.AccessService/WhoAmI", "\"admin\""),
         ("{}", "grpc.health.v1.Health/Check", "SERVING"),
     ];
     for (data, method, expect) in calls {
+        let token = if method.contains("AgentService") {
+            agent_token.clone()
+        } else {
+            admin.to_owned()
+        };
         let (addr, data, method) = (addr.clone(), data.to_owned(), method.to_owned());
-        let out = tokio::task::spawn_blocking(move || grpcurl_call(&addr, &data, &method))
+        let out = tokio::task::spawn_blocking(move || grpcurl_call(&addr, &token, &data, &method))
             .await
             .unwrap();
         assert!(out.contains(expect), "expected {expect:?} in:\n{out}");

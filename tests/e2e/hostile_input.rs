@@ -47,7 +47,7 @@ impl Codec for RawCodec {
 }
 
 async fn raw_call(
-    channel: tonic::transport::Channel,
+    channel: theia::api::auth::Authed,
     path: &'static str,
     body: Vec<u8>,
 ) -> tonic::Status {
@@ -163,6 +163,7 @@ async fn a_hello_whose_driver_or_version_could_drive_a_terminal_is_refused() {
     init();
     let dir = tempfile::tempdir().unwrap();
     let manager = TestManager::start(dir.path()).await;
+    let as_agent = manager.agent_channel("dc-x").await;
     for (version, driver, field) in [
         ("1.0", "evil\u{1b}]0;pwned\u{7}", "hello.driver"),
         (
@@ -180,7 +181,7 @@ async fn a_hello_whose_driver_or_version_could_drive_a_terminal_is_refused() {
                 ..Default::default()
             })),
         };
-        let err = v1::agent_service_client::AgentServiceClient::new(manager.channel().await)
+        let err = v1::agent_service_client::AgentServiceClient::new(as_agent.clone())
             .connect(tokio_stream::iter(vec![hello]))
             .await
             .expect_err("refused");
@@ -192,7 +193,11 @@ async fn a_hello_whose_driver_or_version_could_drive_a_terminal_is_refused() {
         );
     }
     let mut api = Clients::new(manager.channel().await);
-    assert!(api.dc("dc-x").await.is_none(), "no datacenter was made");
+    let dc = api.dc("dc-x").await.expect("registered by its agent token");
+    assert!(
+        dc.driver.is_empty() && dc.agent_version.is_empty(),
+        "no Hello was recorded: {dc:?}"
+    );
     manager.stop().await;
 }
 

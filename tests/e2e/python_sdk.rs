@@ -63,9 +63,10 @@ async fn the_python_sdk_runs_a_scenario_against_a_real_manager() {
         let python = python.clone();
         let scenario = sdk.join("tests/scenario.py");
         let addr = w.manager.addr.to_string();
+        let token = w.manager.token.clone();
         move || {
             ok(
-                Command::new(python).arg(scenario).arg(addr),
+                Command::new(python).arg(scenario).arg(addr).arg(token),
                 "the Python scenario",
             )
         }

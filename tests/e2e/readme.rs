@@ -81,6 +81,7 @@ fn shell(line: &str, home: &Path) -> Command {
         "THEIA_DATA_DIR",
         "THEIA_MANAGERS",
         "THEIA_STATE_DIR",
+        "THEIA_TOKEN",
     ] {
         command.env_remove(key);
     }
@@ -119,13 +120,17 @@ fn wait_for_dc(addr: &str, dc: &str) {
     wait_for_dc_at(&format!("http://{addr}"), None, dc);
 }
 
-/// Waits until `theia dc list` against `url` (trusting `ca`) shows `dc`.
+/// Waits until `theia dc list` against `url` (trusting `ca`, with the
+/// manager's admin token) shows `dc` alive: its agent connected.
 fn wait_for_dc_at(addr: &str, ca: Option<&std::path::Path>, dc: &str) {
     let theia = bin_dir().join("theia");
     let deadline = std::time::Instant::now() + PATIENCE;
     loop {
         let mut command = std::process::Command::new(&theia);
-        command.args(["dc", "list"]).env("THEIA_MANAGER", addr);
+        command
+            .args(["dc", "list"])
+            .env("THEIA_MANAGER", addr)
+            .env("THEIA_TOKEN", admin_token(addr));
         if let Some(ca) = ca {
             command.env("THEIA_CA", ca);
         }
@@ -135,7 +140,11 @@ fn wait_for_dc_at(addr: &str, ca: Option<&std::path::Path>, dc: &str) {
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         );
-        if ok && out.contains(dc) {
+        if ok
+            && out
+                .lines()
+                .any(|l| l.starts_with(dc) && l.contains("alive"))
+        {
             return;
         }
         assert!(
@@ -159,6 +168,9 @@ fn the_first_command_brings_up_theia_dev() {
     let mut command = shell(first, home.path());
     command.env("THEIA_LISTEN", "127.0.0.1:0");
     let (dev, addr) = spawn_command_until(command, "Try, in another terminal");
+    // theia dev put its admin token where theia looks for it.
+    let token = read_admin_token(&home.path().join(".config/theia/token"));
+    remember_admin_token(&addr, &token);
     wait_for_dc(&addr, "local");
     let status = dev.terminate();
     assert!(status.success(), "theia dev stops cleanly: {status:?}");
@@ -215,11 +227,35 @@ fn running_it_for_real_starts_a_manager_and_an_agent_from_the_examples() {
         .env("THEIA_TLS_CERT", &pki.cert)
         .env("THEIA_TLS_KEY", &pki.key);
     let (manager, addr) = spawn_command_until(command, "serving");
+    remember_process_token(&addr, &dir.path().join("data"));
+    // The agent's token, made as the README says.
+    let made = std::process::Command::new(bin.join("theia"))
+        .args([
+            "token",
+            "create",
+            "--subject",
+            "agent-dc-ams-1",
+            "--role",
+            "agent:dc-ams-1",
+            "--quiet",
+        ])
+        .env("THEIA_MANAGER", format!("https://{addr}"))
+        .env("THEIA_CA", &pki.ca)
+        .env("THEIA_TOKEN", admin_token(&addr))
+        .output()
+        .expect("theia runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let agent_token = String::from_utf8_lossy(&made.stdout).trim().to_owned();
 
     let mut command = shell(&agent[0], dir.path());
     command
         .env("PATH", &path)
         .env("THEIA_MANAGERS", format!("https://{addr}"))
+        .env("THEIA_TOKEN", &agent_token)
         .env("THEIA_CA", &pki.ca)
         .env("THEIA_STATE_DIR", dir.path().join("agent"));
     let (agent, _) = spawn_command_until(command, "127.0.0.1");
@@ -294,6 +330,11 @@ fn the_cluster_section_runs_as_written() {
             spawn_command_until(command, "serving")
         })
         .collect();
+    // The first manager wrote the cluster's admin token; it works on all.
+    let token = read_admin_token(&dir.path().join("m1/admin.token"));
+    for (_, addr) in &managers {
+        remember_admin_token(addr, &token);
+    }
     let theia = bin.join("theia");
     let (ok, out, err) = run(&theia, &["tenant", "create", "acme"], &managers[0].1);
     assert!(ok, "{out}{err}");

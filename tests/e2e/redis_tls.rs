@@ -65,6 +65,8 @@ fn config(dir: &std::path::Path, url: String, ca: Option<Vec<u8>>) -> ManagerCon
     config.redis = Some(url);
     config.secret = Some(theia_manager::Secret::from_hex(SECRET).unwrap());
     config.redis_ca = ca;
+    // Every manager of the test cluster finds the first one's admin token.
+    config.bootstrap_token_file = dir.parent().map(|d| d.join("admin.token"));
     config
 }
 

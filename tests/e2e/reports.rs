@@ -30,7 +30,7 @@ async fn lying_or_stale_reports_are_not_believed_and_a_shrunk_total_is_shown() {
     admin.create_tenant("acme", &[]).await;
     admin.create_profile("four", &[("compute.vcpu", "4")]).await;
 
-    let mut agent = HandAgent::connect(manager.channel().await, "dc-r").await;
+    let mut agent = HandAgent::connect(manager.agent_channel("dc-r").await, "dc-r").await;
     agent.report(1, &[("compute.vcpu", 16, 16, Some(0))]).await;
     eventually("the first report is in", || {
         let mut api = api.clone();

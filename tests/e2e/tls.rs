@@ -8,12 +8,14 @@ use std::process::Command;
 
 use crate::common::*;
 
-/// Runs `theia` against `manager`, trusting `ca`: (exit code, stdout, stderr).
+/// Runs `theia` against `manager`, trusting `ca`, as its admin: (exit
+/// code, stdout, stderr).
 fn theia(manager: &str, ca: Option<&Path>, args: &[&str]) -> (i32, String, String) {
     let mut command = Command::new(bin_dir().join("theia"));
     command
         .args(args)
         .env("THEIA_MANAGER", manager)
+        .env("THEIA_TOKEN", admin_token(manager))
         .env_remove("THEIA_CA");
     if let Some(ca) = ca {
         command.arg("--ca").arg(ca);
@@ -59,8 +61,26 @@ fn spawn_logged(program: &str, args: &[&str], log: &Path) -> Child {
 }
 
 /// Starts a static-driver agent for `dc` (4 vCPU) on `manager`, trusting
-/// `ca`, with its state and log under `dir`.
+/// `ca`, with its state and log under `dir`, and a token for `dc` its
+/// admin made.
 fn spawn_agent(manager: &str, ca: Option<&Path>, dc: &str, dir: &Path, log: &Path) -> Child {
+    let role = format!("agent:{dc}");
+    let (code, token, err) = theia(
+        manager,
+        ca,
+        &[
+            "token",
+            "create",
+            "--subject",
+            dc,
+            "--role",
+            &role,
+            "--quiet",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let token_file = dir.join(format!("{dc}.token"));
+    std::fs::write(&token_file, token.trim()).unwrap();
     let state = dir.join(format!("agent-{dc}"));
     let mut args = vec![
         "--managers",
@@ -73,6 +93,8 @@ fn spawn_agent(manager: &str, ca: Option<&Path>, dc: &str, dir: &Path, log: &Pat
         "compute.vcpu=4",
         "--state-dir",
         state.to_str().unwrap(),
+        "--token-file",
+        token_file.to_str().unwrap(),
     ];
     if let Some(ca) = ca {
         args.extend(["--ca", ca.to_str().unwrap()]);
@@ -156,6 +178,7 @@ fn clients_agents_and_grpcurl_reach_a_tls_manager_through_the_named_ca() {
     );
     let text = wait_for_line(&log, "serving");
     assert!(text.contains(&format!("url=https://{addr}")), "{text}");
+    remember_process_token(&addr, &data);
     let url = format!("https://{addr}");
 
     let (code, _, err) = theia(&url, Some(&pki.ca), &["dc", "list"]);
@@ -175,7 +198,11 @@ fn clients_agents_and_grpcurl_reach_a_tls_manager_through_the_named_ca() {
     let deadline = std::time::Instant::now() + PATIENCE;
     loop {
         let (code, out, err) = theia(&url, Some(&pki.ca), &["dc", "list"]);
-        if code == 0 && out.contains("dc-tls") {
+        if code == 0
+            && out
+                .lines()
+                .any(|l| l.starts_with("dc-tls") && l.contains("alive"))
+        {
             break;
         }
         assert!(
@@ -222,6 +249,7 @@ fn insecure_on_the_network_is_warned_about_at_start_and_for_every_agent() {
     );
     let text = wait_for_line(&log, "serving");
     assert!(text.contains("serving plaintext (insecure)"), "{text}");
+    remember_process_token(&format!("127.0.0.1:{port}"), &dir.path().join("data"));
     let agent = spawn_agent(
         &format!("http://127.0.0.1:{port}"),
         None,

@@ -48,6 +48,15 @@ fn script(lines: &[(String, bool)], addr: &str) -> String {
                 "{var}=$({inner} 2>\"$err\") || {{ cat \"$err\"; echo 'tour line {n} failed: {quoted}'; exit 1; }}\n\
                  [ -n \"${var}\" ] || {{ echo 'tour line {n} printed nothing'; exit 1; }}\necho \"{var}=${var}\""
             );
+        } else if let Some((var, _)) = cmd
+            .split_once('=')
+            .filter(|(v, _)| !v.is_empty() && v.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        {
+            let _ = writeln!(
+                s,
+                "{cmd} 2>\"$err\" || {{ cat \"$err\"; echo 'tour line {n} failed: {quoted}'; exit 1; }}\n\
+                 [ -n \"${var}\" ] || {{ echo 'tour line {n} set nothing'; exit 1; }}"
+            );
         } else {
             let _ = writeln!(
                 s,
@@ -73,17 +82,18 @@ fn the_readme_tour_works_as_written() {
     let grpcurl_dir = grpcurl().parent().unwrap().to_path_buf();
     let data = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
-    let (dev, addr) = spawn_until(
-        &bin.join("theia"),
-        &[
-            "dev",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-            data.path().to_str().unwrap(),
-        ],
-        "theia dc list",
-    );
+    // theia dev writes its admin token to the user's token file: the
+    // tour's home, where the tour's theia finds it.
+    let mut command = std::process::Command::new(bin.join("theia"));
+    command
+        .args(["dev", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .env("HOME", home.path())
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("THEIA_TOKEN");
+    let (dev, addr) = spawn_command_until(command, "theia dc list");
+    let token_file = home.path().join(".config/theia/token");
+    remember_admin_token(&addr, &read_admin_token(&token_file));
     // The local agent needs a moment to report its inventory.
     let deadline = std::time::Instant::now() + PATIENCE;
     while !run(&bin.join("theia"), &["dc", "list"], &addr)
@@ -111,6 +121,7 @@ fn the_readme_tour_works_as_written() {
         // A clean user: no ~/.config/theia of whoever runs the tests.
         .env("HOME", home.path())
         .env_remove("XDG_CONFIG_HOME")
+        .env_remove("THEIA_TOKEN")
         .output()
         .expect("bash runs");
     let stdout = String::from_utf8_lossy(&out.stdout);

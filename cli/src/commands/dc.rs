@@ -44,12 +44,43 @@ pub async fn run(ctx: &Ctx, command: DcCommand) -> Result<(), CliError> {
                 .into_inner();
             ctx.out.show(|| json::datacenter(&dc), || show_view(&dc))
         }
+        DcCommand::Register { dc, labels } => {
+            let dc = client
+                .infrastructure()
+                .register_datacenter(v1::RegisterDatacenterRequest {
+                    id: dc,
+                    labels: labels.map(|l| l.to_wire()).unwrap_or_default(),
+                })
+                .await
+                .map_err(|s| client.error(s))?
+                .into_inner();
+            ctx.out.show(
+                || json::datacenter(&dc),
+                || {
+                    format!(
+                        "registered datacenter {id}; its agent connects with a token from: theia token create --subject agent-{id} --role agent:{id}",
+                        id = dc.id
+                    )
+                },
+            )
+        }
+        DcCommand::Delete { dc } => {
+            client
+                .infrastructure()
+                .delete_datacenter(v1::DeleteDatacenterRequest { id: dc.clone() })
+                .await
+                .map_err(|s| client.error(s))?;
+            ctx.out.show(
+                || serde_json::json!({ "id": dc, "deleted": true }),
+                || format!("deleted datacenter {dc}"),
+            )
+        }
     }
 }
 
 fn list_view(dcs: &[v1::Datacenter]) -> String {
     if dcs.is_empty() {
-        return "no datacenters; one appears when its theia-agent connects".to_owned();
+        return "no datacenters; register one with `theia dc register ID` (or make its agent token), then start its theia-agent".to_owned();
     }
     table(
         &[

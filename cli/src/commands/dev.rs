@@ -17,6 +17,8 @@ use crate::args::DevArgs;
 use crate::client::Client;
 use crate::error::CliError;
 use crate::output::print_text;
+use theia::access::Role;
+use theia::api::auth::Bearer;
 
 /// The local agent's datacenter id.
 pub const LOCAL_DC: &str = "local";
@@ -37,8 +39,9 @@ pub async fn run(config: &Config, args: DevArgs) -> Result<(), CliError> {
         .map_err(|e| bind_error(&e, args.listen))?;
     let addr = manager.local_addr();
     let url = format!("http://{}", reachable(addr));
+    let tokens = Tokens::prepare(&manager, data.path()).await?;
 
-    let agent_config = agent_config(&url, data.path());
+    let agent_config = agent_config(&url, data.path(), &tokens.agent)?;
 
     // Both parts run on this task (no spawn): neither future needs to be
     // Send, and stopping them in order is a plain state machine.
@@ -50,7 +53,7 @@ pub async fn run(config: &Config, args: DevArgs) -> Result<(), CliError> {
     let agent_run = theia_agent::run(agent_config, async move {
         let _ = agent_stopped.await;
     });
-    let ready = tokio::time::timeout(READY_TIMEOUT, wait_for_local_dc(&url));
+    let ready = tokio::time::timeout(READY_TIMEOUT, wait_for_local_dc(&url, &tokens.admin));
     let signal = shutdown_signal();
     let stop_timer = tokio::time::sleep(Duration::from_secs(365 * 86_400));
     tokio::pin!(manager_run, agent_run, ready, signal, stop_timer);
@@ -65,7 +68,7 @@ pub async fn run(config: &Config, args: DevArgs) -> Result<(), CliError> {
         tokio::select! {
             r = &mut ready, if !banner_shown && !parts.stopping => {
                 banner_shown = true;
-                print_text(&banner(addr, &url, &data, r.is_ok(), path_hint()))?;
+                print_text(&banner(addr, &url, &data, r.is_ok(), path_hint(), &tokens))?;
             }
             () = &mut signal => {
                 if parts.stopping {
@@ -151,9 +154,74 @@ impl Parts {
     }
 }
 
+/// The tokens of `theia dev`: the admin's (written to the user's token
+/// file, so that `theia` in another terminal needs nothing more) and its
+/// agent's. Both are kept in the data directory and reused with it.
+struct Tokens {
+    admin: String,
+    agent: String,
+    /// Where the admin token was written for the CLI, if it could be.
+    user_file: Option<PathBuf>,
+}
+
+impl Tokens {
+    async fn prepare(manager: &Manager, data: &Path) -> Result<Self, CliError> {
+        let admin = kept_token(
+            manager,
+            &manager.bootstrap_token_path(),
+            "admin",
+            Role::Admin,
+        )
+        .await?;
+        let agent = kept_token(
+            manager,
+            &data.join("agent.token"),
+            "theia dev agent",
+            Role::Agent(LOCAL_DC.to_owned()),
+        )
+        .await?;
+        let user_file = theia::api::auth::user_token_file(|k| std::env::var(k).ok());
+        let user_file = match user_file {
+            Some(path) => match theia::api::auth::write_token_file(&path, &admin) {
+                Ok(()) => Some(path),
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "cannot write the admin token to the user's token file; pass it with --token or THEIA_TOKEN");
+                    None
+                }
+            },
+            None => None,
+        };
+        Ok(Self {
+            admin,
+            agent,
+            user_file,
+        })
+    }
+}
+
+/// The token kept in `file`, or a new one for `role` written there.
+async fn kept_token(
+    manager: &Manager,
+    file: &Path,
+    subject: &str,
+    role: Role,
+) -> Result<String, CliError> {
+    if let Ok(token) = theia::api::auth::read_token_file(file) {
+        return Ok(token);
+    }
+    let token = manager
+        .issue_token(subject, [role].into(), "made by theia dev")
+        .await
+        .map_err(|e| CliError::other(format!("cannot make a token for {subject}: {e:#}")))?;
+    theia::api::auth::write_token_file(file, &token)
+        .map_err(|e| CliError::other(format!("cannot write {}: {e}", file.display())))?;
+    Ok(token)
+}
+
 /// The agent `theia dev` runs beside its manager.
-fn agent_config(url: &str, data_dir: &Path) -> AgentConfig {
-    AgentConfig {
+fn agent_config(url: &str, data_dir: &Path, token: &str) -> Result<AgentConfig, CliError> {
+    let bearer = Bearer::new(Some(token)).map_err(|e| CliError::other(format!("token: {e}")))?;
+    Ok(AgentConfig {
         managers: vec![url.to_owned()],
         dc: LOCAL_DC.to_owned(),
         labels: [("env".to_owned(), "dev".to_owned())].into(),
@@ -162,7 +230,8 @@ fn agent_config(url: &str, data_dir: &Path) -> AgentConfig {
         reconnect_min: Duration::from_millis(100),
         reconnect_max: Duration::from_secs(2),
         ca: None,
-    }
+        bearer,
+    })
 }
 
 fn init_logging(config: &Config) -> Result<(), CliError> {
@@ -268,9 +337,12 @@ fn reachable(addr: SocketAddr) -> SocketAddr {
 }
 
 /// Waits until the local agent's datacenter is registered and alive.
-async fn wait_for_local_dc(url: &str) {
+async fn wait_for_local_dc(url: &str, token: &str) {
+    let Ok(bearer) = Bearer::new(Some(token)) else {
+        return;
+    };
     loop {
-        if let Ok(client) = Client::connect(url).await {
+        if let Ok(client) = Client::connect(url, bearer.clone()).await {
             let answer = client
                 .infrastructure()
                 .get_datacenter(v1::GetDatacenterRequest {
@@ -303,6 +375,7 @@ fn banner(
     data: &DataDir,
     ready: bool,
     path_hint: Option<PathBuf>,
+    tokens: &Tokens,
 ) -> String {
     let target = url.trim_start_matches("http://");
     let mut lines = vec![
@@ -310,7 +383,18 @@ fn banner(
         format!("  manager     {url} (gRPC, listening on {listen}; reflection and health on)"),
         format!("  data dir    {}", data.describe()),
         format!("  datacenter  {LOCAL_DC} (host driver, labels env=dev)"),
+        format!("  token       {} (admin)", tokens.admin),
     ];
+    match &tokens.user_file {
+        Some(file) => lines.push(format!(
+            "              written to {}, where theia finds it",
+            file.display()
+        )),
+        None => lines.push(format!(
+            "              export THEIA_TOKEN={}   # for theia in another terminal",
+            tokens.admin
+        )),
+    }
     if !ready {
         lines.push(format!(
             "  note        the local agent has not registered within {}s; see the log",
@@ -336,6 +420,10 @@ fn banner(
         "theia claim create --tenant acme --profile small --count 2".to_owned(),
         "theia claim list".to_owned(),
         format!("grpcurl -plaintext {target} list"),
+        format!(
+            "grpcurl -plaintext -H \"authorization: Bearer {}\" {target} theia.v1.AccessService/WhoAmI",
+            tokens.admin
+        ),
     ] {
         lines.push(format!("  {example}"));
     }
@@ -369,6 +457,9 @@ async fn shutdown_signal() {
 mod tests {
     use super::*;
 
+    const TOKEN: &str =
+        "theia_0123456789abcdef_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
     #[test]
     fn wildcard_addresses_are_reached_on_loopback() {
         let a: SocketAddr = "0.0.0.0:7070".parse().unwrap();
@@ -383,12 +474,32 @@ mod tests {
     fn the_banner_says_where_and_what_to_try() {
         let dir = DataDir::open(None).unwrap();
         let listen: SocketAddr = "127.0.0.1:17070".parse().unwrap();
+        let tokens = Tokens {
+            admin: TOKEN.to_owned(),
+            agent: TOKEN.to_owned(),
+            user_file: Some(PathBuf::from("/home/u/.config/theia/token")),
+        };
         let text = banner(
             listen,
             "http://127.0.0.1:17070",
             &dir,
             true,
             Some(PathBuf::from("/src/theia/target/debug")),
+            &tokens,
+        );
+        assert!(
+            text.contains(&format!("token       {TOKEN} (admin)")),
+            "{text}"
+        );
+        assert!(
+            text.contains("written to /home/u/.config/theia/token"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "-H \"authorization: Bearer {TOKEN}\" 127.0.0.1:17070 theia.v1.AccessService/WhoAmI"
+            )),
+            "{text}"
         );
         assert!(
             text.contains("export PATH=\"/src/theia/target/debug:$PATH\""),
@@ -398,7 +509,7 @@ mod tests {
         let first_try = text.find("theia dc list").unwrap();
         assert!(first_hint < first_try, "the PATH comes first: {text}");
         assert!(
-            !banner(listen, DEFAULT_MANAGER, &dir, true, None).contains("export"),
+            !banner(listen, DEFAULT_MANAGER, &dir, true, None, &tokens).contains("export"),
             "nothing to export when theia is on PATH and the manager is the default"
         );
         assert!(
@@ -414,6 +525,14 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("theia claim create --tenant acme --profile small --count 2"));
+        let no_file = Tokens {
+            user_file: None,
+            ..tokens
+        };
+        assert!(
+            banner(listen, DEFAULT_MANAGER, &dir, true, None, &no_file)
+                .contains(&format!("export THEIA_TOKEN={TOKEN}"))
+        );
         let path = dir.path().to_owned();
         dir.close();
         assert!(!path.exists());
@@ -421,7 +540,8 @@ mod tests {
 
     #[test]
     fn the_local_agent_reports_to_this_manager() {
-        let c = agent_config("http://127.0.0.1:1", Path::new("/d"));
+        let c = agent_config("http://127.0.0.1:1", Path::new("/d"), TOKEN).unwrap();
+        assert_eq!(c.bearer, Bearer::new(Some(TOKEN)).unwrap());
         assert_eq!(c.managers, ["http://127.0.0.1:1"]);
         assert_eq!(c.dc, "local");
         assert_eq!(c.labels.get("env").map(String::as_str), Some("dev"));

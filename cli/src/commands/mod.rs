@@ -11,6 +11,7 @@ pub mod infra;
 pub mod profile;
 pub mod secret;
 pub mod tenant;
+pub mod token;
 
 use theia::config::{Config, ConfigError, Source};
 
@@ -54,7 +55,11 @@ impl Ctx {
                 Some((path, pem))
             }
         };
-        Client::connect_trusting(&self.config.string("manager")?, ca).await
+        let user_file = theia::api::auth::user_token_file(|k| std::env::var(k).ok());
+        let token = theia::api::auth::configured_token(&self.config, user_file.as_deref())?;
+        let bearer = theia::api::auth::Bearer::new(token.as_deref())
+            .map_err(|reason| CliError::other(format!("token: {reason}")))?;
+        Client::connect_trusting(&self.config.string("manager")?, ca, bearer).await
     }
 }
 

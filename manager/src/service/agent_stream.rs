@@ -22,6 +22,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::Api;
+use crate::access::caller;
 use crate::app::desired_state;
 use crate::error::ApiError;
 use crate::ledger::{Ledger, wall_ms};
@@ -318,6 +319,16 @@ impl Api {
     }
 }
 
+/// Refuses an agent whose datacenter nobody registered (or that was deleted).
+fn registered(books: &theia::state::Books, dc: &str) -> Result<(), Status> {
+    if books.datacenters.contains_key(&dc.to_owned()) {
+        return Ok(());
+    }
+    Err(Status::failed_precondition(format!(
+        "datacenter {dc:?} is not registered: an operator registers it (theia dc register {dc}) or creates its agent token"
+    )))
+}
+
 type OutStream = Pin<Box<dyn Stream<Item = Result<v1::ManagerMessage, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -329,6 +340,7 @@ impl AgentService for Api {
         req: Request<Streaming<v1::AgentMessage>>,
     ) -> Result<Response<OutStream>, Status> {
         let peer = req.remote_addr();
+        let principal = caller(&req)?;
         let mut inbound = req.into_inner();
         let first = tokio::time::timeout(HELLO_TIMEOUT, inbound.message())
             .await
@@ -353,6 +365,14 @@ impl AgentService for Api {
         let labels: BTreeMap<String, String> = hello.labels.clone().into_iter().collect();
         validate_labels("hello.labels", &labels).map_err(ApiError::from)?;
         let dc = hello.datacenter.clone();
+        if !principal.is_agent_of(&dc) {
+            tracing::warn!(datacenter = %dc, token = %principal.token_id, subject = %principal.subject.escape_debug(), "agent refused: its token does not speak for this datacenter");
+            return Err(Status::permission_denied(format!(
+                "this token speaks for the agent of {}; it may not connect as {dc:?}",
+                principal.agent_datacenters().join(", ")
+            )));
+        }
+        registered(&self.ledger.lock().await.books, &dc)?;
 
         // In a cluster exactly one manager serves a datacenter's stream.
         if let Store::Redis(redis) = &*self.store {
@@ -374,6 +394,7 @@ impl AgentService for Api {
         // lock, so that no Assign or Release can slip in before the full set.
         let (id, recorded) = {
             let mut ledger = self.ledger.lock().await;
+            registered(&ledger.books, &dc)?;
             let id = self.agents.register(&dc, tx.clone())?;
             self.agents.touch(&dc, wall_ms());
             let recorded = Self::hello(&mut ledger, &hello);

@@ -1,5 +1,6 @@
 //! `ClaimService`: placing, releasing and explaining claims.
 
+use theia::access::Scope;
 use theia::api::v1::claim_service_server::ClaimService;
 use theia::api::v1::manager_message::Body;
 use theia::api::{claim_spec_from_wire, placement_to_wire, v1};
@@ -10,6 +11,7 @@ use tonic::{Request, Response, Status};
 
 use super::Api;
 use super::paging::PageRequest;
+use crate::access::caller;
 use crate::app::assignment;
 use crate::error::{ApiError, required};
 use crate::ledger::wall_ms;
@@ -22,9 +24,20 @@ const MAX_CLAIM_ID_LEN: usize = 64;
 const REASONS_IN_ERROR: usize = 8;
 
 /// Turns a wire spec into a complete domain spec: the profile resolved from
-/// the books, every field checked, the tenant known.
-fn resolve_spec(books: &Books, wire: Option<v1::ClaimSpec>) -> Result<ClaimSpec, ApiError> {
-    let wire = wire.ok_or_else(|| required("spec"))?;
+/// the books, every field checked, the tenant known and within `scope` (a
+/// tenant outside it reads as unknown). A caller acting for one tenant may
+/// leave the tenant out.
+fn resolve_spec(
+    books: &Books,
+    wire: Option<v1::ClaimSpec>,
+    scope: &Scope,
+) -> Result<ClaimSpec, ApiError> {
+    let mut wire = wire.ok_or_else(|| required("spec"))?;
+    if let (true, Scope::Tenants(tenants)) = (wire.tenant.is_empty(), scope) {
+        if let [only] = tenants.iter().collect::<Vec<_>>()[..] {
+            wire.tenant = only.clone();
+        }
+    }
     let mut spec = claim_spec_from_wire(wire).map_err(|e| e.within("spec"))?;
     if let Some(name) = &spec.profile {
         let profile = books
@@ -34,7 +47,7 @@ fn resolve_spec(books: &Books, wire: Option<v1::ClaimSpec>) -> Result<ClaimSpec,
         spec.unit = profile.resources.clone();
     }
     spec.validate().map_err(|e| e.within("spec"))?;
-    if !books.tenants.contains_key(&spec.tenant) {
+    if !scope.sees(&spec.tenant) || !books.tenants.contains_key(&spec.tenant) {
         return Err(ApiError::not_found("tenant", &spec.tenant, "spec.tenant"));
     }
     for (i, dc) in spec.datacenters.iter().enumerate() {
@@ -87,10 +100,14 @@ const PLACE_ATTEMPTS: u32 = 8;
 
 impl Api {
     /// Decides and commits one claim, once.
-    async fn place(&self, spec: Option<v1::ClaimSpec>) -> Result<Response<v1::Claim>, ApiError> {
+    async fn place(
+        &self,
+        spec: Option<v1::ClaimSpec>,
+        scope: &Scope,
+    ) -> Result<Response<v1::Claim>, ApiError> {
         let (durable, claim) = {
             let mut ledger = self.ledger.lock().await;
-            let spec = resolve_spec(&ledger.books, spec)?;
+            let spec = resolve_spec(&ledger.books, spec, scope)?;
             if let Some(earlier) = earlier_claim(&ledger.books, &spec)? {
                 // A retry: acknowledged once what the first call made is
                 // durable, even if that call is still on its way.
@@ -166,7 +183,9 @@ fn earlier_claim<'a>(books: &'a Books, spec: &ClaimSpec) -> Result<Option<&'a Cl
     }
 }
 
-fn existing<'a>(books: &'a Books, id: &str) -> Result<&'a Claim, ApiError> {
+/// Claim `id`, if `scope` sees its tenant: another tenant's claim reads as
+/// unknown, so that ids cannot be probed.
+fn existing<'a>(books: &'a Books, id: &str, scope: &Scope) -> Result<&'a Claim, ApiError> {
     if id.is_empty() {
         return Err(required("id"));
     }
@@ -177,6 +196,7 @@ fn existing<'a>(books: &'a Books, id: &str) -> Result<&'a Claim, ApiError> {
     books
         .claims()
         .get(&id.to_owned())
+        .filter(|c| scope.sees(&c.spec.tenant))
         .ok_or_else(|| ApiError::not_found("claim", id, "id"))
 }
 
@@ -186,12 +206,13 @@ impl ClaimService for Api {
         &self,
         req: Request<v1::CreateClaimRequest>,
     ) -> Result<Response<v1::Claim>, Status> {
+        let scope = caller(&req)?.scope();
         let spec = req.into_inner().spec;
         // In a cluster another manager may place on the same datacenters or
         // for the same tenant at the same moment: the store refuses the
         // later decision, which is made again on fresher books.
         for attempt in 0..PLACE_ATTEMPTS {
-            match self.place(spec.clone()).await {
+            match self.place(spec.clone(), &scope).await {
                 Err(ApiError::Store(StoreError::Conflict)) => {
                     let ceiling = 5u64 << attempt.min(6);
                     let pause = rand::random_range(ceiling / 2..=ceiling);
@@ -210,11 +231,12 @@ impl ClaimService for Api {
         &self,
         req: Request<v1::GetClaimRequest>,
     ) -> Result<Response<v1::Claim>, Status> {
+        let scope = caller(&req)?.scope();
         let id = req.into_inner().id;
         let ledger = self.ledger.lock().await;
         Ok(Response::new(self.claim_to_wire(
             &ledger.books,
-            existing(&ledger.books, &id)?,
+            existing(&ledger.books, &id, &scope)?,
         )))
     }
 
@@ -222,6 +244,7 @@ impl ClaimService for Api {
         &self,
         req: Request<v1::ListClaimsRequest>,
     ) -> Result<Response<v1::ListClaimsResponse>, Status> {
+        let scope = caller(&req)?.scope();
         let req = req.into_inner();
         if !req.tenant.is_empty() {
             validate_name("tenant", &req.tenant).map_err(ApiError::from)?;
@@ -233,6 +256,7 @@ impl ClaimService for Api {
             .claims()
             .values()
             .filter(|c| req.tenant.is_empty() || c.spec.tenant == req.tenant)
+            .filter(|c| scope.sees(&c.spec.tenant))
             .filter(|c| req.include_released || c.state.holds_capacity())
             .collect();
         claims.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
@@ -256,9 +280,10 @@ impl ClaimService for Api {
         &self,
         req: Request<v1::ReleaseClaimRequest>,
     ) -> Result<Response<v1::Claim>, Status> {
+        let scope = caller(&req)?.scope();
         let id = req.into_inner().id;
         let mut ledger = self.ledger.lock().await;
-        let claim = existing(&ledger.books, &id)?.clone();
+        let claim = existing(&ledger.books, &id, &scope)?.clone();
         if claim.state == ClaimState::Released {
             let answer = self.claim_to_wire(&ledger.books, &claim);
             let settled = ledger.settled();
@@ -303,9 +328,10 @@ impl ClaimService for Api {
         &self,
         req: Request<v1::ExplainClaimRequest>,
     ) -> Result<Response<v1::ExplainClaimResponse>, Status> {
+        let scope = caller(&req)?.scope();
         let ledger = self.ledger.lock().await;
         let books = &ledger.books;
-        let spec = resolve_spec(books, req.into_inner().spec)?;
+        let spec = resolve_spec(books, req.into_inner().spec, &scope)?;
         let outcome = schedule(&self.candidates(books), &spec);
         let quota = books
             .tenants

@@ -4,8 +4,10 @@ use std::collections::BTreeMap;
 
 use theia::api::v1;
 use theia::api::v1::infrastructure_service_server::InfrastructureService;
-use theia::model::{Datacenter, ResourceClass, Selector, validate_name};
+use theia::crdt::Lww;
+use theia::model::{Datacenter, Labels, ResourceClass, Selector, validate_labels, validate_name};
 use theia::scheduler::{Candidate, Liveness, available};
+use theia::state::Change;
 use tonic::{Request, Response, Status};
 
 use super::Api;
@@ -176,5 +178,67 @@ impl InfrastructureService for Api {
         out.datacenters = u32::try_from(picked.len()).unwrap_or(u32::MAX);
         out.capacity = sums.iter().map(|(class, s)| s.to_wire(class)).collect();
         Ok(Response::new(out))
+    }
+
+    async fn register_datacenter(
+        &self,
+        req: Request<v1::RegisterDatacenterRequest>,
+    ) -> Result<Response<v1::Datacenter>, Status> {
+        let req = req.into_inner();
+        validate_name("id", &req.id).map_err(ApiError::from)?;
+        let labels: Labels = req.labels.into_iter().collect();
+        validate_labels("labels", &labels).map_err(ApiError::from)?;
+        let mut ledger = self.ledger.lock().await;
+        let durable = (!ledger.books.datacenters.contains_key(&req.id)).then(|| {
+            let dc = Datacenter::new(req.id.clone(), labels);
+            ledger.put(|ts| Change::datacenter(ts, dc))
+        });
+        let answer = {
+            let cands = self.candidates(&ledger.books);
+            let c = cands
+                .iter()
+                .find(|c| c.dc.id == req.id)
+                .ok_or_else(|| ApiError::not_found("datacenter", &req.id, "id"))?;
+            dc_to_wire(self, c)
+        };
+        drop(ledger);
+        if let Some(durable) = durable {
+            durable.wait().await.map_err(ApiError::from)?;
+            tracing::info!(datacenter = %req.id, "datacenter registered");
+        }
+        Ok(Response::new(answer))
+    }
+
+    async fn delete_datacenter(
+        &self,
+        req: Request<v1::DeleteDatacenterRequest>,
+    ) -> Result<Response<v1::DeleteDatacenterResponse>, Status> {
+        let id = req.into_inner().id;
+        validate_name("id", &id).map_err(ApiError::from)?;
+        let mut ledger = self.ledger.lock().await;
+        if !ledger.books.datacenters.contains_key(&id) {
+            return Err(ApiError::not_found("datacenter", &id, "id").into());
+        }
+        let claims = ledger.books.index().datacenter(&id).claims;
+        if claims > 0 {
+            return Err(ApiError::FailedPrecondition(format!(
+                "datacenter {id:?} holds {claims} claim(s); release them before deleting it"
+            ))
+            .into());
+        }
+        let durable = ledger.put(|ts| Change::Datacenter {
+            key: id.clone(),
+            register: Lww::tombstone(ts),
+        });
+        drop(ledger);
+        durable.wait().await.map_err(ApiError::from)?;
+        self.agents.disconnect(
+            &id,
+            Status::failed_precondition(format!(
+                "datacenter {id:?} was deleted; register it again before its agent connects"
+            )),
+        );
+        tracing::info!(datacenter = %id, "datacenter deleted");
+        Ok(Response::new(v1::DeleteDatacenterResponse {}))
     }
 }

@@ -1,6 +1,7 @@
 //! The gRPC services. One handle type implements every service; each
 //! service lives in its own file.
 
+mod access;
 mod agent_stream;
 mod claims;
 mod cluster;
@@ -10,6 +11,8 @@ mod profiles;
 mod tenants;
 
 use std::sync::Arc;
+
+pub(crate) use access::issue;
 
 use crate::app::App;
 

@@ -1,5 +1,6 @@
 //! `TenantService`: customers and their quotas.
 
+use theia::access::Scope;
 use theia::api::v1::tenant_service_server::TenantService;
 use theia::api::{tenant_from_wire, tenant_to_wire, v1};
 use theia::crdt::Lww;
@@ -9,6 +10,7 @@ use tonic::{Request, Response, Status};
 
 use super::Api;
 use super::paging::PageRequest;
+use crate::access::caller;
 use crate::error::{ApiError, required};
 
 fn wire(books: &Books, t: &Tenant) -> v1::Tenant {
@@ -17,10 +19,16 @@ fn wire(books: &Books, t: &Tenant) -> v1::Tenant {
 }
 
 fn existing<'a>(books: &'a Books, name: &str) -> Result<&'a Tenant, ApiError> {
+    visible(books, name, &Scope::All)
+}
+
+/// Tenant `name` if `scope` sees it: another tenant reads as unknown.
+fn visible<'a>(books: &'a Books, name: &str, scope: &Scope) -> Result<&'a Tenant, ApiError> {
     validate_name("name", name)?;
     books
         .tenants
         .get(&name.to_owned())
+        .filter(|t| scope.sees(&t.name))
         .ok_or_else(|| ApiError::not_found("tenant", name, "name"))
 }
 
@@ -53,9 +61,10 @@ impl TenantService for Api {
         &self,
         req: Request<v1::GetTenantRequest>,
     ) -> Result<Response<v1::Tenant>, Status> {
+        let scope = caller(&req)?.scope();
         let name = req.into_inner().name;
         let ledger = self.ledger.lock().await;
-        let t = existing(&ledger.books, &name)?;
+        let t = visible(&ledger.books, &name, &scope)?;
         Ok(Response::new(wire(&ledger.books, t)))
     }
 
@@ -63,6 +72,7 @@ impl TenantService for Api {
         &self,
         req: Request<v1::ListTenantsRequest>,
     ) -> Result<Response<v1::ListTenantsResponse>, Status> {
+        let scope = caller(&req)?.scope();
         let req = req.into_inner();
         let page = PageRequest::new(req.page_size, &req.page_token)?;
         let ledger = self.ledger.lock().await;
@@ -71,6 +81,7 @@ impl TenantService for Api {
                 .books
                 .tenants
                 .iter()
+                .filter(|(name, _)| scope.sees(name))
                 .map(|(name, t)| (name.clone(), t)),
         );
         let tenants = picked.into_iter().map(|t| wire(&ledger.books, t)).collect();

@@ -1,18 +1,27 @@
-"""The SDK against a real manager: python scenario.py HOST:PORT.
+"""The SDK against a real manager: python scenario.py HOST:PORT TOKEN.
 
-Tenant, profile, claim, list, explain, release, a refused claim with its
-code, a missing tenant; prints SCENARIO-OK at the end.
+Who am I, tenant, profile, claim, list, explain, release, a refused claim
+with its code, a missing tenant, a call without a token; prints
+SCENARIO-OK at the end.
 """
 
 import sys
 
 import theia_client
-from theia_client.errors import NotFound, ResourceExhausted
-from theia_client.v1 import claim_pb2, profile_pb2, tenant_pb2
+from theia_client.errors import NotFound, ResourceExhausted, Unauthenticated
+from theia_client.v1 import access_pb2, claim_pb2, profile_pb2, tenant_pb2
 
 
-def main(manager: str) -> None:
-    with theia_client.connect(manager, timeout=10) as theia:
+def main(manager: str, token: str) -> None:
+    with theia_client.connect(manager, timeout=10) as stranger:
+        try:
+            stranger.tenants.ListTenants(tenant_pb2.ListTenantsRequest())
+            raise AssertionError("a call without a token was answered")
+        except Unauthenticated as error:
+            assert error.code == "UNAUTHENTICATED", error.code
+    with theia_client.connect(manager, token=token, timeout=10) as theia:
+        me = theia.access.WhoAmI(access_pb2.WhoAmIRequest())
+        assert "admin" in me.token.roles, me
         tenant = theia.tenants.CreateTenant(
             tenant_pb2.CreateTenantRequest(
                 tenant=tenant_pb2.Tenant(name="pyco", quota={"compute.vcpu": "8"})
@@ -62,4 +71,4 @@ def main(manager: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])

@@ -8,7 +8,8 @@ token, and errors as Python exceptions that keep the gRPC code and message.
     import theia_client
     from theia_client.v1 import tenant_pb2
 
-    theia = theia_client.connect("127.0.0.1:7070")
+    token = open(os.path.expanduser("~/.config/theia/token")).read().strip()
+    theia = theia_client.connect("127.0.0.1:7070", token=token)
     theia.tenants.CreateTenant(tenant_pb2.CreateTenantRequest(
         tenant=tenant_pb2.Tenant(name="acme", quota={"compute.vcpu": "8"})))
 """
@@ -21,6 +22,7 @@ import grpc
 
 from theia_client.errors import TheiaError, from_rpc_error
 from theia_client.v1 import (
+    access_pb2_grpc,
     claim_pb2_grpc,
     cluster_pb2_grpc,
     infrastructure_pb2_grpc,
@@ -85,6 +87,7 @@ class Client:
         self.claims = _Service(claim_pb2_grpc.ClaimServiceStub(channel), timeout)
         self.infrastructure = _Service(infrastructure_pb2_grpc.InfrastructureServiceStub(channel), timeout)
         self.cluster = _Service(cluster_pb2_grpc.ClusterServiceStub(channel), timeout)
+        self.access = _Service(access_pb2_grpc.AccessServiceStub(channel), timeout)
 
     def close(self) -> None:
         self.channel.close()

@@ -1,0 +1,156 @@
+//! The gate in front of every service: it reads the bearer token, checks it
+//! against the directory and the authorization table, and hands the
+//! principal to the handler. A call the table does not name is refused.
+
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+
+use theia::access::{Directory, Principal, Rule, rule};
+use theia::state::Books;
+use tonic::Status;
+use tonic::codegen::{BoxFuture, http};
+
+use crate::ledger::wall_ms;
+
+/// The directory calls are checked against, replaced whole whenever a
+/// token or tenant changes (rare), read without waiting on the ledger.
+#[derive(Debug, Default)]
+pub struct DirectoryCell(RwLock<Arc<Directory>>);
+
+impl DirectoryCell {
+    /// A cell holding the directory of `books`.
+    pub fn new(books: &Books) -> Self {
+        Self(RwLock::new(Arc::new(Directory::of(books))))
+    }
+
+    /// The directory now.
+    pub fn get(&self) -> Arc<Directory> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Derives the directory from `books` again.
+    pub fn refresh(&self, books: &Books) {
+        let fresh = Arc::new(Directory::of(books));
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+    }
+}
+
+/// Builds [`Gate`]s around services.
+#[derive(Clone)]
+pub struct GateLayer {
+    directory: Arc<DirectoryCell>,
+}
+
+impl GateLayer {
+    /// A layer checking calls against `directory`.
+    pub fn new(directory: Arc<DirectoryCell>) -> Self {
+        Self { directory }
+    }
+}
+
+impl<S> tower::Layer<S> for GateLayer {
+    type Service = Gate<S>;
+    fn layer(&self, inner: S) -> Gate<S> {
+        Gate {
+            inner,
+            directory: self.directory.clone(),
+        }
+    }
+}
+
+/// Authenticates and authorizes every call before `S` sees it.
+#[derive(Clone)]
+pub struct Gate<S> {
+    inner: S,
+    directory: Arc<DirectoryCell>,
+}
+
+/// Who a call at `path` with `authorization` acts as: `None` for public
+/// calls, a status for refused ones.
+fn admit(
+    directory: &Directory,
+    path: &str,
+    authorization: Option<&str>,
+) -> Result<Option<Principal>, Status> {
+    let Some(rule) = rule(path) else {
+        return Err(Status::unimplemented(format!(
+            "{} is not a method theia serves",
+            theia::model::quoted(path)
+        )));
+    };
+    if rule == Rule::Public {
+        return Ok(None);
+    }
+    let principal = directory
+        .authenticate(authorization, wall_ms())
+        .map_err(|e| Status::unauthenticated(e.to_string()))?;
+    if !principal.may(rule) {
+        let roles: Vec<String> = principal.roles.iter().map(ToString::to_string).collect();
+        let held = if roles.is_empty() && principal.tenants.is_empty() {
+            "no role".to_owned()
+        } else if roles.is_empty() {
+            "tenant access".to_owned()
+        } else {
+            roles.join(", ")
+        };
+        let Rule::Roles(kinds) = rule else {
+            unreachable!("public and authenticated calls are allowed to every token")
+        };
+        let needed: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+        tracing::info!(subject = %principal.subject.escape_debug(), token = %principal.token_id, method = path, "call refused: the token lacks the role");
+        return Err(Status::permission_denied(format!(
+            "{path} needs one of the roles {}; this token ({}) has {held}",
+            needed.join(", "),
+            principal.subject.escape_debug(),
+        )));
+    }
+    Ok(Some(principal))
+}
+
+impl<S, B> tower::Service<http::Request<B>> for Gate<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<tonic::body::Body>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        let authorization = req
+            .headers()
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.to_str().unwrap_or("?"));
+        match admit(&self.directory.get(), req.uri().path(), authorization) {
+            Ok(principal) => {
+                if let Some(principal) = principal {
+                    req.extensions_mut().insert(principal);
+                }
+                // The ready clone serves this call; a fresh one waits for the next.
+                let clone = self.inner.clone();
+                let mut ready = std::mem::replace(&mut self.inner, clone);
+                Box::pin(ready.call(req))
+            }
+            Err(status) => {
+                let response = status.into_http();
+                Box::pin(async move { Ok(response) })
+            }
+        }
+    }
+}
+
+/// The principal the gate found for a call.
+pub fn caller<T>(req: &tonic::Request<T>) -> Result<Principal, Status> {
+    req.extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("this call was not authenticated"))
+}
