@@ -66,6 +66,18 @@ impl HandAgent {
         self.send(Out::Heartbeat(v1::Heartbeat { sequence })).await;
     }
 
+    /// How the stream ends: skips messages until the manager ends it with
+    /// an error (or panics if it ends cleanly).
+    pub async fn next_error(&mut self) -> tonic::Status {
+        loop {
+            match self.inbound.message().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => panic!("the stream ended without an error"),
+                Err(status) => return status,
+            }
+        }
+    }
+
     /// The next assignment the manager sends.
     pub async fn next_assign(&mut self) -> v1::Assignment {
         loop {

@@ -5,8 +5,10 @@
 
 mod hand_agent;
 mod pki;
+mod raw;
 pub use hand_agent::HandAgent;
 pub use pki::TestPki;
+pub use raw::raw_unary;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

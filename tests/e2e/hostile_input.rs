@@ -2,64 +2,19 @@
 //! error (INVALID_ARGUMENT), and a huge or escape-laden value is quoted in
 //! an error only as a short, escaped prefix.
 
-use bytes::{Buf, BufMut};
 use theia::api::v1;
 use tonic::Code;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::codegen::http;
 
 use crate::common::*;
-
-/// Sends and receives raw bytes, as a broken or hostile client would.
-#[derive(Default)]
-struct RawCodec;
-
-struct Raw;
-
-impl Encoder for Raw {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
-        dst.put_slice(&item);
-        Ok(())
-    }
-}
-
-impl Decoder for Raw {
-    type Item = Vec<u8>;
-    type Error = tonic::Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, Self::Error> {
-        Ok(Some(src.copy_to_bytes(src.remaining()).to_vec()))
-    }
-}
-
-impl Codec for RawCodec {
-    type Encode = Vec<u8>;
-    type Decode = Vec<u8>;
-    type Encoder = Raw;
-    type Decoder = Raw;
-    fn encoder(&mut self) -> Raw {
-        Raw
-    }
-    fn decoder(&mut self) -> Raw {
-        Raw
-    }
-}
 
 async fn raw_call(
     channel: theia::api::auth::Authed,
     path: &'static str,
     body: Vec<u8>,
 ) -> tonic::Status {
-    let mut grpc = tonic::client::Grpc::new(channel);
-    grpc.ready().await.expect("ready");
-    grpc.unary(
-        tonic::Request::new(body),
-        http::uri::PathAndQuery::from_static(path),
-        RawCodec,
-    )
-    .await
-    .expect_err("garbage is refused")
+    raw_unary(channel, path, body)
+        .await
+        .expect_err("garbage is refused")
 }
 
 /// Fails the test unless the manager behind `api` stores no tenant.

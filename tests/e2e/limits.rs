@@ -24,6 +24,7 @@ async fn eleven_hundred_idle_connections_under_a_1024_descriptor_limit_do_not_lo
         dir.path().join("data").display()
     ));
     let (manager, _) = spawn_command_until(command, "serving");
+    remember_process_token(&addr, &dir.path().join("data"));
 
     let idle: Vec<std::net::TcpStream> = (0..1100)
         .map(|i| {
@@ -34,21 +35,20 @@ async fn eleven_hundred_idle_connections_under_a_1024_descriptor_limit_do_not_lo
     // Give the manager the moment it needs to accept them all.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
+    // An authenticated call, token checked and all, still answers at once.
+    let channel = tokio::time::timeout(Duration::from_secs(3), channel_to(&addr))
+        .await
+        .expect("a new connection is accepted despite the idle ones");
     let call = async {
-        // Health checks need no token.
-        let channel = plain_channel(&addr).await;
-        tonic_health::pb::health_client::HealthClient::new(channel)
-            .check(tonic_health::pb::HealthCheckRequest::default())
+        theia::api::v1::access_service_client::AccessServiceClient::new(channel)
+            .who_am_i(theia::api::v1::WhoAmIRequest {})
             .await
     };
-    let answer = tokio::time::timeout(Duration::from_secs(3), call)
+    let answer = tokio::time::timeout(Duration::from_secs(1), call)
         .await
-        .expect("a real call answers despite the idle connections")
-        .expect("healthy");
-    assert_eq!(
-        answer.into_inner().status,
-        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
-    );
+        .expect("a real call answers within a second despite the idle connections")
+        .expect("the admin token is taken");
+    assert_eq!(answer.into_inner().token.unwrap().subject, "admin");
     drop(idle);
     assert!(manager.terminate().success(), "the manager stops cleanly");
 }

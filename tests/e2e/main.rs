@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod access;
 mod agent_loss;
 mod api_doc;
 mod bad_input;
@@ -16,6 +17,7 @@ mod consistent_pair;
 mod deploy;
 mod exit_codes;
 mod feed_trim;
+mod fuzz;
 mod grpcurl;
 mod hostile_input;
 mod limits;
