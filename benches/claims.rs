@@ -94,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
             reconnect_max: Duration::from_secs(1),
             ca: None,
             bearer: Default::default(),
+            client_identity: None,
         };
         agents.push(tokio::spawn(theia_agent::run(
             config,

@@ -31,6 +31,9 @@ pub struct AgentConfig {
     pub ca: Option<PathBuf>,
     /// The `agent:<dc>` token presented to managers.
     pub bearer: theia::api::auth::Bearer,
+    /// The client certificate and key (PEM files) presented to managers
+    /// that accept one in place of a token.
+    pub client_identity: Option<(PathBuf, PathBuf)>,
 }
 
 /// Which driver connects the agent to its management plane.
@@ -163,6 +166,30 @@ impl AgentConfig {
             theia::api::tls::read_ca(path).map_err(|reason| invalid("ca", reason))?;
         }
 
+        let client_identity = match (
+            c.opt_string("client_cert")?.filter(|s| !s.is_empty()),
+            c.opt_string("client_key")?.filter(|s| !s.is_empty()),
+        ) {
+            (Some(cert), Some(key)) => {
+                for (k, file, marker) in [
+                    ("client_cert", &cert, "-----BEGIN CERTIFICATE-----"),
+                    ("client_key", &key, "PRIVATE KEY-----"),
+                ] {
+                    let text = std::fs::read_to_string(file)
+                        .map_err(|e| invalid(k, format!("cannot read {file}: {e}")))?;
+                    if !text.contains(marker) {
+                        return Err(invalid(
+                            k,
+                            format!("{file} is not a PEM file of the right kind"),
+                        ));
+                    }
+                }
+                Some((PathBuf::from(cert), PathBuf::from(key)))
+            }
+            (None, None) => None,
+            (Some(_), None) => return Err(invalid("client_cert", "needs client_key".into())),
+            (None, Some(_)) => return Err(invalid("client_key", "needs client_cert".into())),
+        };
         let token = theia::api::auth::configured_token(c, None)?;
         let bearer = theia::api::auth::Bearer::new(token.as_deref())
             .map_err(|reason| invalid("token", reason))?;
@@ -177,6 +204,7 @@ impl AgentConfig {
             reconnect_max,
             ca,
             bearer,
+            client_identity,
         })
     }
 }

@@ -51,6 +51,12 @@ struct Args {
     /// A file holding the bearer token.
     #[arg(long)]
     token_file: Option<String>,
+    /// PEM client certificate for managers that set client_ca (its DNS name is the datacenter id).
+    #[arg(long)]
+    client_cert: Option<String>,
+    /// PEM private key of --client-cert.
+    #[arg(long)]
+    client_key: Option<String>,
     /// Log filter, e.g. info or theia_agent=debug [default: info].
     #[arg(long)]
     log: Option<String>,
@@ -71,6 +77,8 @@ impl Args {
             ("ca", &self.ca),
             ("token", &self.token),
             ("token_file", &self.token_file),
+            ("client_cert", &self.client_cert),
+            ("client_key", &self.client_key),
             ("log", &self.log),
         ]
         .into_iter()

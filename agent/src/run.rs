@@ -49,7 +49,17 @@ pub async fn run(
         )),
         None => None,
     };
-    let (tls, trust) = client_tls(ca.as_ref().map(|(p, pem)| (p.as_path(), pem.as_slice())));
+    let (mut tls, trust) = client_tls(ca.as_ref().map(|(p, pem)| (p.as_path(), pem.as_slice())));
+    if let Some((cert, key)) = &config.client_identity {
+        let read = |k: &str, p: &std::path::Path| {
+            std::fs::read(p).with_context(|| format!("{k}: cannot read {}", p.display()))
+        };
+        let identity = tonic::transport::Identity::from_pem(
+            read("client_cert", cert)?,
+            read("client_key", key)?,
+        );
+        tls = tls.identity(identity);
+    }
     let https = |m: &String| m.to_ascii_lowercase().starts_with("https:");
     if trust == Trust::Nothing && config.managers.iter().any(https) {
         tracing::warn!(

@@ -186,6 +186,7 @@ async fn speaks_the_protocol_fails_over_and_stops_cleanly() {
         reconnect_max: Duration::from_millis(40),
         ca: None,
         bearer: Default::default(),
+        client_identity: None,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let agent = tokio::spawn(run(config, async move {
@@ -301,6 +302,7 @@ async fn stops_promptly_while_waiting_to_reconnect() {
         reconnect_max: Duration::from_secs(3600),
         ca: None,
         bearer: Default::default(),
+        client_identity: None,
     };
     let (stop, stopped) = oneshot::channel::<()>();
     let start = tokio::time::Instant::now();
@@ -338,6 +340,7 @@ async fn an_unusable_state_dir_is_an_error() {
         reconnect_max: Duration::from_millis(10),
         ca: None,
         bearer: Default::default(),
+        client_identity: None,
     };
     let e = run(config, std::future::pending()).await.unwrap_err();
     let text = format!("{e:#}");

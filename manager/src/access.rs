@@ -9,6 +9,7 @@ use theia::access::{Directory, Principal, Rule, rule};
 use theia::state::Books;
 use tonic::Status;
 use tonic::codegen::{BoxFuture, http};
+use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use crate::ledger::wall_ms;
 
@@ -65,12 +66,33 @@ pub struct Gate<S> {
     directory: Arc<DirectoryCell>,
 }
 
-/// Who a call at `path` with `authorization` acts as: `None` for public
-/// calls, a status for refused ones.
+/// The DNS names of the client certificate the TLS handshake verified
+/// against `client_ca`, if the caller presented one.
+fn certificate_names<B>(req: &http::Request<B>) -> Vec<String> {
+    let Some(info) = req.extensions().get::<TlsConnectInfo<TcpConnectInfo>>() else {
+        return Vec::new();
+    };
+    let Some(chain) = info.peer_certs() else {
+        return Vec::new();
+    };
+    let Some(leaf) = chain.first() else {
+        return Vec::new();
+    };
+    let der = rustls::pki_types::CertificateDer::from(leaf.as_ref().to_vec());
+    match webpki::EndEntityCert::try_from(&der) {
+        Ok(cert) => cert.valid_dns_names().map(str::to_owned).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Who a call at `path` with `authorization` (or, without one, a client
+/// certificate naming `certified`) acts as: `None` for public calls, a
+/// status for refused ones.
 fn admit(
     directory: &Directory,
     path: &str,
     authorization: Option<&str>,
+    certified: &[String],
 ) -> Result<Option<Principal>, Status> {
     let Some(rule) = rule(path) else {
         return Err(Status::unimplemented(format!(
@@ -81,9 +103,13 @@ fn admit(
     if rule == Rule::Public {
         return Ok(None);
     }
-    let principal = directory
-        .authenticate(authorization, wall_ms())
-        .map_err(|e| Status::unauthenticated(e.to_string()))?;
+    let names: Vec<&str> = certified.iter().map(String::as_str).collect();
+    let principal = match (authorization, Principal::certified(&names)) {
+        (None, Some(by_certificate)) => by_certificate,
+        _ => directory
+            .authenticate(authorization, wall_ms())
+            .map_err(|e| Status::unauthenticated(e.to_string()))?,
+    };
     if !principal.may(rule) {
         let roles: Vec<String> = principal.roles.iter().map(ToString::to_string).collect();
         let held = if roles.is_empty() && principal.tenants.is_empty() {
@@ -129,7 +155,17 @@ where
             .headers()
             .get(http::header::AUTHORIZATION)
             .map(|v| v.to_str().unwrap_or("?"));
-        match admit(&self.directory.get(), req.uri().path(), authorization) {
+        let certified = if authorization.is_none() {
+            certificate_names(&req)
+        } else {
+            Vec::new()
+        };
+        match admit(
+            &self.directory.get(),
+            req.uri().path(),
+            authorization,
+            &certified,
+        ) {
             Ok(principal) => {
                 if let Some(principal) = principal {
                     req.extensions_mut().insert(principal);

@@ -42,6 +42,9 @@ pub struct ManagerConfig {
     /// The certificate and key files the API serves TLS with (read when the
     /// manager binds, so that a renewed certificate is taken at restart).
     pub tls: Option<TlsFiles>,
+    /// PEM certificates of the authorities whose client certificates may
+    /// stand in for an agent's token (`client_ca`; needs `tls`).
+    pub client_ca: Option<Vec<u8>>,
     /// Where the first start of an empty store writes the first admin token
     /// (`data_dir/admin.token` when `None`).
     pub bootstrap_token_file: Option<PathBuf>,
@@ -163,6 +166,21 @@ impl ManagerConfig {
                 return Err(invalid("tls_key", "needs tls_cert, its certificate".into()));
             }
         };
+        let client_ca = match c.opt_string("client_ca")?.filter(|s| !s.is_empty()) {
+            None => None,
+            Some(file) => {
+                if tls.is_none() {
+                    return Err(invalid(
+                        "client_ca",
+                        "client certificates need TLS: set tls_cert and tls_key too".into(),
+                    ));
+                }
+                Some(
+                    theia::api::tls::read_ca(std::path::Path::new(&file))
+                        .map_err(|reason| invalid("client_ca", reason))?,
+                )
+            }
+        };
         let insecure = c.bool("insecure")?;
         if tls.is_none() && !insecure {
             return Err(ConfigError::Missing {
@@ -221,6 +239,7 @@ impl ManagerConfig {
             secret,
             redis_ca,
             tls,
+            client_ca,
             bootstrap_token_file: c
                 .opt_string("bootstrap_token_file")?
                 .filter(|s| !s.is_empty())

@@ -241,8 +241,15 @@ impl Manager {
         let scheme = match &app.config.tls {
             Some(tls) => {
                 let identity = tls.identity()?;
+                let mut server_tls = tonic::transport::ServerTlsConfig::new().identity(identity);
+                if let Some(ca) = &app.config.client_ca {
+                    // Optional: tokens stay the way in for everyone else.
+                    server_tls = server_tls
+                        .client_ca_root(tonic::transport::Certificate::from_pem(ca))
+                        .client_auth_optional(true);
+                }
                 builder = builder
-                    .tls_config(tonic::transport::ServerTlsConfig::new().identity(identity))
+                    .tls_config(server_tls)
                     .context("tls_cert and tls_key do not make a usable TLS identity")?;
                 "https"
             }

@@ -48,6 +48,9 @@ struct Args {
     /// PEM file of the authorities that sign Redis's certificate (rediss://) [default: system roots].
     #[arg(long)]
     redis_ca: Option<String>,
+    /// PEM file of the authorities whose client certificates agents may present instead of a token.
+    #[arg(long)]
+    client_ca: Option<String>,
     /// Where the first start of an empty store writes the first admin token [default: DATA_DIR/admin.token].
     #[arg(long)]
     bootstrap_token_file: Option<String>,
@@ -95,6 +98,7 @@ impl Args {
             ("redis", &self.redis),
             ("redis_ca", &self.redis_ca),
             ("bootstrap_token_file", &self.bootstrap_token_file),
+            ("client_ca", &self.client_ca),
             ("clock_offset", &self.clock_offset),
             ("sync_delta", &self.sync_delta),
             ("sync_max", &self.sync_max),

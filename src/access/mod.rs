@@ -59,6 +59,27 @@ impl Principal {
         }
     }
 
+    /// Who a verified client certificate naming `names` (its DNS names)
+    /// speaks for: the agent of each name that is a datacenter id.
+    pub fn certified(names: &[&str]) -> Option<Self> {
+        let datacenters: BTreeSet<Role> = names
+            .iter()
+            .filter(|n| crate::model::validate_name("dc", n).is_ok())
+            .map(|n| Role::Agent((*n).to_owned()))
+            .collect();
+        if datacenters.is_empty() {
+            return None;
+        }
+        let listed: Vec<String> = datacenters.iter().map(ToString::to_string).collect();
+        Some(Self {
+            subject: format!("certificate for {}", listed.join(", ")),
+            token_id: "-".to_owned(),
+            roles: datacenters,
+            tenants: BTreeSet::new(),
+            expires_unix_ms: None,
+        })
+    }
+
     /// Whether `rule` lets it call.
     pub fn may(&self, rule: Rule) -> bool {
         match rule {

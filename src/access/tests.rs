@@ -124,6 +124,19 @@ fn owners_and_delegates_act_for_their_tenants_and_see_only_them() {
 }
 
 #[test]
+fn a_client_certificate_speaks_for_the_datacenters_it_names_only() {
+    let p = Principal::certified(&["dc-a", "Not A Name", "dc-b"]).unwrap();
+    assert!(p.is_agent_of("dc-a") && p.is_agent_of("dc-b"));
+    assert_eq!(p.roles.len(), 2);
+    assert!(p.tenants.is_empty());
+    assert_eq!(p.scope(), Scope::Tenants(BTreeSet::new()));
+    assert!(p.may(rule("/theia.v1.AgentService/Connect").unwrap()));
+    assert!(!p.may(rule("/theia.v1.ClaimService/ListClaims").unwrap()));
+    assert_eq!(Principal::certified(&["*.example.com"]), None);
+    assert_eq!(Principal::certified(&[]), None);
+}
+
+#[test]
 fn the_table_lets_each_kind_call_what_it_names_and_nothing_else() {
     let principal = |roles: &[Role], tenants: &[&str]| Principal {
         subject: "s".into(),

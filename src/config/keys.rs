@@ -106,6 +106,24 @@ pub const KEYS: &[KeySpec] = &[
         )
     },
     key(
+        "client_ca",
+        None,
+        "theia-manager",
+        "PEM file of the authorities whose client certificates agents may present instead of a token: a certificate whose DNS name is a datacenter id may connect as that datacenter (needs tls_cert)",
+    ),
+    key(
+        "client_cert",
+        None,
+        "theia-agent",
+        "PEM file of the client certificate the agent presents to managers that set client_ca; its DNS name is the datacenter id (needs client_key)",
+    ),
+    key(
+        "client_key",
+        None,
+        "theia-agent",
+        "PEM file of the private key of client_cert",
+    ),
+    key(
         "bootstrap_token_file",
         None,
         "theia-manager",

@@ -308,6 +308,7 @@ impl TestAgent {
             reconnect_max: Duration::from_millis(500),
             ca: None,
             bearer: Bearer::default(),
+            client_identity: None,
         };
         let (tx, rx) = oneshot::channel::<()>();
         // The agent's token is made by the first manager's admin, as an

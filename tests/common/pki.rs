@@ -13,7 +13,8 @@ pub struct TestPki {
     pub cert: PathBuf,
     /// The server's private key.
     pub key: PathBuf,
-    _dir: tempfile::TempDir,
+    issuer: Issuer<'static, KeyPair>,
+    dir: tempfile::TempDir,
 }
 
 impl TestPki {
@@ -41,7 +42,23 @@ impl TestPki {
             ca: write("ca.pem", ca_cert.pem()),
             cert: write("server.pem", server_cert.pem()),
             key: write("server.key", server_key.serialize_pem()),
-            _dir: dir,
+            issuer,
+            dir,
         }
+    }
+
+    /// A client certificate for the DNS name `name`, signed by this CA:
+    /// its certificate and key files.
+    pub fn client(&self, name: &str) -> (PathBuf, PathBuf) {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec![name.to_owned()])
+            .unwrap()
+            .signed_by(&key, &self.issuer)
+            .unwrap();
+        let cert_path = self.dir.path().join(format!("client-{name}.pem"));
+        let key_path = self.dir.path().join(format!("client-{name}.key"));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        (cert_path, key_path)
     }
 }

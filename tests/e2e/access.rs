@@ -683,3 +683,110 @@ async fn the_cli_makes_lists_and_revokes_tokens_and_registers_datacenters() {
     .unwrap();
     manager.stop().await;
 }
+
+/// A TLS channel to `addr` trusting `pki`'s CA, presenting `identity`.
+async fn tls_channel(
+    addr: std::net::SocketAddr,
+    pki: &TestPki,
+    identity: Option<&(std::path::PathBuf, std::path::PathBuf)>,
+) -> Result<Channel, tonic::transport::Error> {
+    let mut tls = tonic::transport::ClientTlsConfig::new().ca_certificate(
+        tonic::transport::Certificate::from_pem(std::fs::read(&pki.ca).unwrap()),
+    );
+    if let Some((cert, key)) = identity {
+        tls = tls.identity(tonic::transport::Identity::from_pem(
+            std::fs::read(cert).unwrap(),
+            std::fs::read(key).unwrap(),
+        ));
+    }
+    tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(tls)?
+        .connect()
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_client_ca_an_agent_certificate_stands_in_for_its_token_and_only_for_its_datacenter() {
+    init();
+    let pki = TestPki::new();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config =
+        theia_manager::ManagerConfig::for_dir(dir.path(), "127.0.0.1:0".parse().unwrap());
+    fast(&mut config);
+    config.insecure = false;
+    config.tls = Some(theia_manager::TlsFiles {
+        cert: pki.cert.clone(),
+        key: pki.key.clone(),
+    });
+    config.client_ca = Some(std::fs::read(&pki.ca).unwrap());
+    let manager = TestManager::start_with(config).await;
+    // Tokens still work without a certificate.
+    let admin_channel = tls_channel(manager.addr, &pki, None).await.unwrap();
+    let mut admin = Clients::new(with_token(admin_channel, &manager.token));
+    for dc in ["dc-a", "dc-b"] {
+        admin
+            .infra
+            .register_datacenter(v1::RegisterDatacenterRequest {
+                id: dc.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+
+    let cert_a = pki.client("dc-a");
+    let as_a = tls_channel(manager.addr, &pki, Some(&cert_a))
+        .await
+        .unwrap();
+    let welcome = hello(as_a.clone(), "dc-a")
+        .await
+        .expect("dc-a's certificate connects as dc-a");
+    assert!(matches!(
+        welcome.body,
+        Some(v1::manager_message::Body::Welcome(_))
+    ));
+    let other = hello(as_a.clone(), "dc-b").await.expect_err("not as dc-b");
+    assert_eq!(other.code(), Code::PermissionDenied, "{other}");
+    let read = v1::claim_service_client::ClaimServiceClient::new(as_a.clone())
+        .list_claims(v1::ListClaimsRequest::default())
+        .await
+        .expect_err("a certificate is an agent's, nothing more");
+    assert_eq!(read.code(), Code::PermissionDenied, "{read}");
+
+    // A certificate from another authority does not get through the handshake.
+    let stranger = TestPki::new();
+    let forged = stranger.client("dc-b");
+    let refused = match tls_channel(manager.addr, &pki, Some(&forged)).await {
+        Err(e) => Some(e.to_string()),
+        Ok(channel) => hello(channel, "dc-b").await.err().map(|s| s.to_string()),
+    };
+    assert!(
+        refused.is_some(),
+        "an unknown issuer's certificate was taken"
+    );
+
+    // The real agent, configured with its certificate and no token.
+    let agent_config = theia_agent::AgentConfig {
+        managers: vec![format!("https://{}", manager.addr)],
+        dc: "dc-b".into(),
+        labels: Default::default(),
+        driver: theia_agent::DriverConfig::Static {
+            inventory: theia::model::Resources::parse_list("inventory", "compute.vcpu=4").unwrap(),
+        },
+        state_dir: dir.path().join("agent"),
+        reconnect_min: std::time::Duration::from_millis(50),
+        reconnect_max: std::time::Duration::from_millis(500),
+        ca: Some(pki.ca.clone()),
+        bearer: Default::default(),
+        client_identity: Some(pki.client("dc-b")),
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let agent = tokio::spawn(theia_agent::run(agent_config, async move {
+        let _ = stopped.await;
+    }));
+    admin.wait_liveness("dc-b", v1::Liveness::Alive).await;
+    let _ = stop.send(());
+    agent.await.unwrap().unwrap();
+    manager.stop().await;
+}

@@ -231,6 +231,7 @@ fn agent_config(url: &str, data_dir: &Path, token: &str) -> Result<AgentConfig, 
         reconnect_max: Duration::from_secs(2),
         ca: None,
         bearer,
+        client_identity: None,
     })
 }
 
