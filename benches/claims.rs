@@ -15,11 +15,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use theia::api::auth::{Authed, Bearer, authed};
 use theia::api::v1;
 use theia::model::Resources;
 use theia_agent::{AgentConfig, DriverConfig};
 use theia_manager::{Manager, ManagerConfig};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 mod support;
 use support::{knob, start_redis};
@@ -60,6 +61,9 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
 
     let mut config = ManagerConfig::for_dir(dir.path().join("manager"), "127.0.0.1:0".parse()?);
+    // One client token makes every call: the limit per token would be the
+    // bottleneck measured.
+    config.rate_limit = None;
     let store = std::env::var("BENCH_STORE").unwrap_or_else(|_| "embedded".to_owned());
     let _redis = match store.as_str() {
         "embedded" => None,
@@ -73,6 +77,17 @@ async fn main() -> anyhow::Result<()> {
     };
     let manager = Manager::bind(config).await?;
     let url = format!("http://{}", manager.local_addr());
+    let admin = theia::api::auth::read_token_file(&manager.bootstrap_token_path())
+        .map_err(anyhow::Error::msg)?;
+    let mut agent_tokens = Vec::new();
+    for i in 0..dcs {
+        let role = theia::access::Role::Agent(format!("dc-{i:04}"));
+        agent_tokens.push(
+            manager
+                .issue_token("bench agent", [role].into(), "bench")
+                .await?,
+        );
+    }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let served = tokio::spawn(manager.serve(async move {
         let _ = stopped.await;
@@ -93,7 +108,7 @@ async fn main() -> anyhow::Result<()> {
             reconnect_min: Duration::from_millis(100),
             reconnect_max: Duration::from_secs(1),
             ca: None,
-            bearer: Default::default(),
+            bearer: Bearer::new(Some(&agent_tokens[i as usize])).map_err(anyhow::Error::msg)?,
             client_identity: None,
         };
         agents.push(tokio::spawn(theia_agent::run(
@@ -102,10 +117,14 @@ async fn main() -> anyhow::Result<()> {
         )));
     }
 
-    let channels: Vec<Channel> = {
+    let channels: Vec<Authed> = {
         let mut out = Vec::new();
+        let bearer = Bearer::new(Some(&admin)).map_err(anyhow::Error::msg)?;
         for _ in 0..4 {
-            out.push(Endpoint::from_shared(url.clone())?.connect().await?);
+            out.push(authed(
+                Endpoint::from_shared(url.clone())?.connect().await?,
+                bearer.clone(),
+            ));
         }
         out
     };

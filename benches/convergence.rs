@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use theia::api::auth::{Bearer, authed};
 use theia::api::v1;
 use theia_manager::{Manager, ManagerConfig, Secret};
 use tonic::transport::Endpoint;
@@ -44,12 +45,19 @@ fn profile(n: u64) -> v1::CreateProfileRequest {
 
 /// Follows one manager: for each write in order, asks until it shows, and
 /// returns every lag measured.
-async fn watch(url: String, acks: Acks, total: u64, give_up: Instant) -> Vec<Duration> {
+async fn watch(
+    url: String,
+    bearer: Bearer,
+    acks: Acks,
+    total: u64,
+    give_up: Instant,
+) -> Vec<Duration> {
     let channel = Endpoint::from_shared(url)
         .expect("url")
         .connect()
         .await
         .expect("manager answers");
+    let channel = authed(channel, bearer);
     let mut client = v1::profile_service_client::ProfileServiceClient::new(channel);
     let mut lags = Vec::with_capacity(total as usize);
     let mut next = 0;
@@ -91,6 +99,9 @@ async fn main() -> anyhow::Result<()> {
             ManagerConfig::for_dir(dir.path().join(format!("m{n}")), "127.0.0.1:0".parse()?);
         config.redis = Some(redis_url.clone());
         config.secret = Some(secret.clone());
+        // The watchers ask as fast as they can; no limit per token.
+        config.rate_limit = None;
+        config.bootstrap_token_file = Some(dir.path().join("admin.token"));
         let manager = Manager::bind(config).await?;
         urls.push(format!("http://{}", manager.local_addr()));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -100,15 +111,29 @@ async fn main() -> anyhow::Result<()> {
         stops.push((stop, served));
     }
 
+    let admin = theia::api::auth::read_token_file(&dir.path().join("admin.token"))
+        .map_err(anyhow::Error::msg)?;
+    let bearer = Bearer::new(Some(&admin)).map_err(anyhow::Error::msg)?;
     let total = rate * secs;
     let acks: Acks = Arc::default();
     let give_up = Instant::now() + Duration::from_secs(secs + 30);
     let watchers: Vec<_> = urls[1..]
         .iter()
-        .map(|url| tokio::spawn(watch(url.clone(), acks.clone(), total, give_up)))
+        .map(|url| {
+            tokio::spawn(watch(
+                url.clone(),
+                bearer.clone(),
+                acks.clone(),
+                total,
+                give_up,
+            ))
+        })
         .collect();
 
-    let channel = Endpoint::from_shared(urls[0].clone())?.connect().await?;
+    let channel = authed(
+        Endpoint::from_shared(urls[0].clone())?.connect().await?,
+        bearer.clone(),
+    );
     let writer = v1::profile_service_client::ProfileServiceClient::new(channel);
     let start = Instant::now();
     let mut writes = tokio::task::JoinSet::new();

@@ -36,16 +36,22 @@ impl DirectoryCell {
     }
 }
 
+/// How many calls each principal may make: a token bucket per token id.
+type Limiter = governor::DefaultKeyedRateLimiter<String>;
+
 /// Builds [`Gate`]s around services.
 #[derive(Clone)]
 pub struct GateLayer {
     directory: Arc<DirectoryCell>,
+    limiter: Option<Arc<Limiter>>,
 }
 
 impl GateLayer {
-    /// A layer checking calls against `directory`.
-    pub fn new(directory: Arc<DirectoryCell>) -> Self {
-        Self { directory }
+    /// A layer checking calls against `directory`, each principal allowed
+    /// `rate` calls a second in bursts of as many (no limit without one).
+    pub fn new(directory: Arc<DirectoryCell>, rate: Option<std::num::NonZeroU32>) -> Self {
+        let limiter = rate.map(|r| Arc::new(Limiter::keyed(governor::Quota::per_second(r))));
+        Self { directory, limiter }
     }
 }
 
@@ -55,6 +61,7 @@ impl<S> tower::Layer<S> for GateLayer {
         Gate {
             inner,
             directory: self.directory.clone(),
+            limiter: self.limiter.clone(),
         }
     }
 }
@@ -64,6 +71,28 @@ impl<S> tower::Layer<S> for GateLayer {
 pub struct Gate<S> {
     inner: S,
     directory: Arc<DirectoryCell>,
+    limiter: Option<Arc<Limiter>>,
+}
+
+/// Refuses a call of `principal` beyond its rate.
+fn within_rate(limiter: Option<&Limiter>, principal: &Principal) -> Result<(), Status> {
+    let Some(limiter) = limiter else {
+        return Ok(());
+    };
+    let key = if principal.token_id == "-" {
+        &principal.subject
+    } else {
+        &principal.token_id
+    };
+    limiter.check_key(key).map_err(|not_until| {
+        use governor::clock::{Clock, DefaultClock};
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        Status::resource_exhausted(format!(
+            "this token is over its rate limit ({} calls/s); retry in {} ms",
+            not_until.quota().burst_size(),
+            wait.as_millis().max(1)
+        ))
+    })
 }
 
 /// The DNS names of the client certificate the TLS handshake verified
@@ -168,6 +197,10 @@ where
         ) {
             Ok(principal) => {
                 if let Some(principal) = principal {
+                    if let Err(status) = within_rate(self.limiter.as_deref(), &principal) {
+                        let response = status.into_http();
+                        return Box::pin(async move { Ok(response) });
+                    }
                     req.extensions_mut().insert(principal);
                 }
                 // The ready clone serves this call; a fresh one waits for the next.

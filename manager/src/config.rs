@@ -45,6 +45,9 @@ pub struct ManagerConfig {
     /// PEM certificates of the authorities whose client certificates may
     /// stand in for an agent's token (`client_ca`; needs `tls`).
     pub client_ca: Option<Vec<u8>>,
+    /// Calls per second one principal may make (and the burst); `None`
+    /// for no limit.
+    pub rate_limit: Option<std::num::NonZeroU32>,
     /// Where the first start of an empty store writes the first admin token
     /// (`data_dir/admin.token` when `None`).
     pub bootstrap_token_file: Option<PathBuf>,
@@ -240,6 +243,16 @@ impl ManagerConfig {
             redis_ca,
             tls,
             client_ca,
+            rate_limit: {
+                let n = c.u64("rate_limit")?;
+                let n = u32::try_from(n).map_err(|_| {
+                    invalid(
+                        "rate_limit",
+                        "must be at most 4294967295 calls per second".into(),
+                    )
+                })?;
+                std::num::NonZeroU32::new(n)
+            },
             bootstrap_token_file: c
                 .opt_string("bootstrap_token_file")?
                 .filter(|s| !s.is_empty())

@@ -262,7 +262,10 @@ impl Manager {
         };
         tracing::info!(manager = %app.manager_id, address = %app.address, url = %format!("{scheme}://{}", app.address), store = %location, max_connections = limit, "theia-manager serving");
         let server = builder
-            .layer(access::GateLayer::new(app.directory.clone()))
+            .layer(access::GateLayer::new(
+                app.directory.clone(),
+                app.config.rate_limit,
+            ))
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)

@@ -48,6 +48,9 @@ struct Args {
     /// PEM file of the authorities that sign Redis's certificate (rediss://) [default: system roots].
     #[arg(long)]
     redis_ca: Option<String>,
+    /// Calls per second one token may make, in bursts of as many; 0 for no limit [default: 1000].
+    #[arg(long)]
+    rate_limit: Option<String>,
     /// PEM file of the authorities whose client certificates agents may present instead of a token.
     #[arg(long)]
     client_ca: Option<String>,
@@ -99,6 +102,7 @@ impl Args {
             ("redis_ca", &self.redis_ca),
             ("bootstrap_token_file", &self.bootstrap_token_file),
             ("client_ca", &self.client_ca),
+            ("rate_limit", &self.rate_limit),
             ("clock_offset", &self.clock_offset),
             ("sync_delta", &self.sync_delta),
             ("sync_max", &self.sync_max),

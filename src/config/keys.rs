@@ -124,6 +124,12 @@ pub const KEYS: &[KeySpec] = &[
         "PEM file of the private key of client_cert",
     ),
     key(
+        "rate_limit",
+        Some("1000"),
+        "theia-manager",
+        "calls per second one token (or agent certificate) may make, in bursts of as many; more answer RESOURCE_EXHAUSTED; 0 for no limit",
+    ),
+    key(
         "bootstrap_token_file",
         None,
         "theia-manager",

@@ -790,3 +790,44 @@ async fn with_client_ca_an_agent_certificate_stands_in_for_its_token_and_only_fo
     agent.await.unwrap().unwrap();
     manager.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_over_its_rate_is_refused_and_others_are_not() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config =
+        theia_manager::ManagerConfig::for_dir(dir.path(), "127.0.0.1:0".parse().unwrap());
+    fast(&mut config);
+    config.rate_limit = std::num::NonZeroU32::new(5);
+    let manager = TestManager::start_with(config).await;
+    let (busy, _) = token(&manager, "busy@example.com", &["operator"], 0).await;
+    let (calm, _) = token(&manager, "calm@example.com", &["operator"], 0).await;
+    let who = |t: &str| {
+        let t = t.to_owned();
+        let manager = &manager;
+        async move {
+            let channel = with_token(manager.plain_channel().await, &t);
+            v1::access_service_client::AccessServiceClient::new(channel)
+                .who_am_i(v1::WhoAmIRequest {})
+                .await
+        }
+    };
+    let mut taken = 0;
+    let mut refused = None;
+    for _ in 0..20 {
+        match who(&busy).await {
+            Ok(_) => taken += 1,
+            Err(status) => refused = Some(status),
+        }
+    }
+    let refused = refused.expect("20 calls at once exceed 5 a second");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused}");
+    assert!(refused.message().contains("retry in"), "{refused}");
+    assert!((5..=12).contains(&taken), "{taken} of 20 taken at 5/s");
+    assert!(who(&calm).await.is_ok(), "another token has its own budget");
+    let health = tonic_health::pb::health_client::HealthClient::new(manager.plain_channel().await)
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await;
+    assert!(health.is_ok(), "health checks are not limited");
+    manager.stop().await;
+}
