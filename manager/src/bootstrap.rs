@@ -14,14 +14,14 @@ use crate::app::App;
 /// The subject of the first admin token, and its maker.
 const SUBJECT: &str = "admin";
 
-/// Makes the first admin token if the store never held a token, and writes
-/// it to `path`. The file is written (under a temporary name) before the
+/// Makes the first admin token if the store never held a token (or, with
+/// `again`, in any case), and writes it to `path`. The file is written (under a temporary name) before the
 /// token is stored and renamed once it is durable, so that a failed start
 /// leaves neither a token nobody holds nor a file with a token that does
 /// not exist.
-pub async fn first_admin_token(app: &App, path: &Path) -> anyhow::Result<()> {
+pub async fn first_admin_token(app: &App, path: &Path, again: bool) -> anyhow::Result<()> {
     let mut ledger = app.ledger.lock().await;
-    if ledger.books.tokens.registers().next().is_some() {
+    if !again && ledger.books.tokens.registers().next().is_some() {
         return Ok(());
     }
     let request = TokenRequest {
@@ -31,7 +31,12 @@ pub async fn first_admin_token(app: &App, path: &Path) -> anyhow::Result<()> {
         description: "made at the first start; make named tokens with `theia token create`"
             .to_owned(),
     };
-    let (token, secret, durable) = crate::service::issue(&mut ledger, request, "bootstrap");
+    let by = if again {
+        "new-admin-token"
+    } else {
+        "bootstrap"
+    };
+    let (token, secret, durable) = crate::service::issue(&mut ledger, request, by);
     drop(ledger);
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
     if let Some(dir) = dir {
@@ -56,6 +61,6 @@ pub async fn first_admin_token(app: &App, path: &Path) -> anyhow::Result<()> {
     }
     std::fs::rename(&staged, path)
         .with_context(|| format!("bootstrap_token_file: cannot write {}", path.display()))?;
-    tracing::warn!(file = %path.display(), token = %token.id, "first start: made an admin token and wrote it to this file (mode 0600); keep it safe, make named tokens with `theia token create`, then delete the file");
+    tracing::warn!(file = %path.display(), token = %token.id, made_by = by, "made an admin token and wrote it to this file (mode 0600); keep it safe, make named tokens with `theia token create`, then delete the file");
     Ok(())
 }

@@ -48,6 +48,8 @@ pub struct ManagerConfig {
     /// Calls per second one principal may make (and the burst); `None`
     /// for no limit.
     pub rate_limit: Option<std::num::NonZeroU32>,
+    /// Make an admin token at start even if the store holds tokens.
+    pub new_admin_token: bool,
     /// Where the first start of an empty store writes the first admin token
     /// (`data_dir/admin.token` when `None`).
     pub bootstrap_token_file: Option<PathBuf>,
@@ -253,6 +255,7 @@ impl ManagerConfig {
                 })?;
                 std::num::NonZeroU32::new(n)
             },
+            new_admin_token: c.bool("new_admin_token")?,
             bootstrap_token_file: c
                 .opt_string("bootstrap_token_file")?
                 .filter(|s| !s.is_empty())

@@ -122,7 +122,7 @@ impl Manager {
         let app = Arc::new(App::new(config, id, address, ledger, store));
         let writer = writer.start(Arc::downgrade(&app));
         let token_file = app.config.bootstrap_token_path();
-        bootstrap::first_admin_token(&app, &token_file).await?;
+        bootstrap::first_admin_token(&app, &token_file, app.config.new_admin_token).await?;
         Ok(Manager {
             app,
             listener,

@@ -48,6 +48,9 @@ struct Args {
     /// PEM file of the authorities that sign Redis's certificate (rediss://) [default: system roots].
     #[arg(long)]
     redis_ca: Option<String>,
+    /// Make another admin token at start (written to the bootstrap token file), for when every admin token is lost.
+    #[arg(long)]
+    new_admin_token: bool,
     /// Calls per second one token may make, in bursts of as many; 0 for no limit [default: 1000].
     #[arg(long)]
     rate_limit: Option<String>,
@@ -103,6 +106,10 @@ impl Args {
             ("bootstrap_token_file", &self.bootstrap_token_file),
             ("client_ca", &self.client_ca),
             ("rate_limit", &self.rate_limit),
+            (
+                "new_admin_token",
+                &self.new_admin_token.then(|| "true".to_owned()),
+            ),
             ("clock_offset", &self.clock_offset),
             ("sync_delta", &self.sync_delta),
             ("sync_max", &self.sync_max),

@@ -130,6 +130,12 @@ pub const KEYS: &[KeySpec] = &[
         "calls per second one token (or agent certificate) may make, in bursts of as many; more answer RESOURCE_EXHAUSTED; 0 for no limit",
     ),
     key(
+        "new_admin_token",
+        Some("false"),
+        "theia-manager",
+        "make another admin token at start and write it to bootstrap_token_file, even if the store holds tokens (when every admin token is lost)",
+    ),
+    key(
         "bootstrap_token_file",
         None,
         "theia-manager",

@@ -563,6 +563,24 @@ async fn the_first_start_writes_one_admin_token_readable_by_the_manager_only() {
         "no secret is listed"
     );
     again.stop().await;
+
+    // Every admin token lost: one start with new_admin_token makes another.
+    let mut config =
+        theia_manager::ManagerConfig::for_dir(dir.path(), "127.0.0.1:0".parse().unwrap());
+    fast(&mut config);
+    config.new_admin_token = true;
+    let rescued = TestManager::start_with(config).await;
+    let second = read_admin_token(&file);
+    assert_ne!(second, first, "a new token was written");
+    let listed = v1::access_service_client::AccessServiceClient::new(rescued.channel().await)
+        .list_tokens(v1::ListTokensRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .tokens;
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    assert!(listed.iter().any(|t| t.created_by == "new-admin-token"));
+    rescued.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
