@@ -399,9 +399,9 @@ pub enum ClaimCommand {
 /// What a claim asks for: shared by `claim create` and `claim explain`.
 #[derive(Args, Debug, Clone)]
 pub struct ClaimSpecArgs {
-    /// The tenant the capacity is for.
+    /// The tenant the capacity is for [default: the one tenant the token acts for].
     #[arg(long, value_name = "TENANT")]
-    pub tenant: String,
+    pub tenant: Option<String>,
     /// What each unit is.
     #[command(flatten)]
     pub unit: UnitArgs,
@@ -459,7 +459,7 @@ impl ClaimSpecArgs {
     /// The wire spec; `request_id` only for `claim create`.
     pub fn to_wire(&self, request_id: Option<&str>) -> v1::ClaimSpec {
         v1::ClaimSpec {
-            tenant: self.tenant.clone(),
+            tenant: self.tenant.clone().unwrap_or_default(),
             request_id: request_id.unwrap_or_default().to_owned(),
             count: self.count,
             profile: self.unit.profile.clone().unwrap_or_default(),
@@ -661,6 +661,11 @@ mod tests {
     #[test]
     fn profile_and_resources_are_exclusive_and_one_is_required() {
         assert!(parse(&["claim", "create", "--tenant", "t"]).is_err());
+        let (implicit, _) = claim_spec(&["claim", "create", "--profile", "p"]);
+        assert_eq!(
+            implicit.tenant, "",
+            "the manager picks the token's one tenant"
+        );
         let both = [
             "claim",
             "create",

@@ -38,6 +38,13 @@ fn resolve_spec(
             wire.tenant = only.clone();
         }
     }
+    if wire.tenant.is_empty() {
+        return Err(FieldError::new(
+            "spec.tenant",
+            "name the tenant (only a token acting for exactly one tenant may leave it out)",
+        )
+        .into());
+    }
     let mut spec = claim_spec_from_wire(wire).map_err(|e| e.within("spec"))?;
     if let Some(name) = &spec.profile {
         let profile = books
