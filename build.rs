@@ -18,6 +18,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
+    // `prost::Name` on every message: the CLI finds its descriptor by it to
+    // print canonical proto3 JSON.
+    config.enable_type_names();
     // The vendored protoc carries the well-known types (FieldMask) itself.
     config.protoc_arg(format!(
         "--proto_path={}",

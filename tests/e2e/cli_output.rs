@@ -44,3 +44,50 @@ async fn yaml_output_is_the_json_document_in_yaml() {
     agent.stop().await;
     manager.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_is_what_grpcurl_prints_for_the_same_call() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let manager = TestManager::start(dir.path()).await;
+    let mut api = Clients::new(manager.channel().await);
+    api.create_tenant("acme", &[("compute.vcpu", "8"), ("compute.memory", "16Gi")])
+        .await;
+    api.create_profile("small", &[("compute.vcpu", "1")]).await;
+    let addr = manager.addr.to_string();
+    let token = manager.token.clone();
+    tokio::task::spawn_blocking(move || {
+        let theia = bin_dir().join("theia");
+        let header = format!("authorization: Bearer {token}");
+        for (cli, data, method) in [
+            (
+                &["tenant", "show", "acme"][..],
+                r#"{"name": "acme"}"#,
+                "theia.v1.TenantService/GetTenant",
+            ),
+            (
+                &["profile", "list"],
+                "{}",
+                "theia.v1.ProfileService/ListProfiles",
+            ),
+            (&["whoami"], "{}", "theia.v1.AccessService/WhoAmI"),
+        ] {
+            let mut args = vec!["--output", "json"];
+            args.extend_from_slice(cli);
+            let (ok, ours, err) = run(&theia, &args, &addr);
+            assert!(ok, "{cli:?}: {err}");
+            let out = std::process::Command::new(grpcurl())
+                .args(["-plaintext", "-H", &header, "-d", data, &addr, method])
+                .output()
+                .expect("grpcurl runs");
+            assert!(out.status.success(), "{method}");
+            let theirs = String::from_utf8_lossy(&out.stdout);
+            let ours: serde_json::Value = serde_json::from_str(&ours).unwrap();
+            let theirs: serde_json::Value = serde_json::from_str(&theirs).unwrap();
+            assert_eq!(ours, theirs, "{cli:?} and {method}");
+        }
+    })
+    .await
+    .unwrap();
+    manager.stop().await;
+}

@@ -74,7 +74,11 @@ async fn lists_come_in_pages_that_hold_everything_once() {
     );
     assert!(ok, "{err}");
     let listed: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(listed.as_array().map(Vec::len), Some(250));
+    assert_eq!(listed["profiles"].as_array().map(Vec::len), Some(250));
+    assert!(
+        listed.get("nextPageToken").is_none(),
+        "every page was followed"
+    );
     manager.stop().await;
 }
 

@@ -33,7 +33,7 @@ pub async fn run(ctx: &Ctx, command: ClaimCommand) -> Result<(), CliError> {
             if quiet && ctx.out.format == crate::args::OutputFormat::Table {
                 return print_text(&c.id);
             }
-            ctx.out.show(|| json::claim(&c), || created_view(&c))
+            ctx.out.show(|| json::proto(&c), || created_view(&c))
         }
         ClaimCommand::List { tenant, all } => {
             let tenant = tenant.unwrap_or_default();
@@ -53,7 +53,12 @@ pub async fn run(ctx: &Ctx, command: ClaimCommand) -> Result<(), CliError> {
             .await
             .map_err(|s| client.error(s))?;
             ctx.out.show(
-                || list.iter().map(json::claim).collect(),
+                || {
+                    json::proto(&v1::ListClaimsResponse {
+                        claims: list.clone(),
+                        next_page_token: String::new(),
+                    })
+                },
                 || list_view(&list),
             )
         }
@@ -63,7 +68,7 @@ pub async fn run(ctx: &Ctx, command: ClaimCommand) -> Result<(), CliError> {
                 .await
                 .map_err(|s| client.error(s))?
                 .into_inner();
-            ctx.out.show(|| json::claim(&c), || show_view(&c))
+            ctx.out.show(|| json::proto(&c), || show_view(&c))
         }
         ClaimCommand::Release { id } => {
             let c = claims
@@ -72,7 +77,7 @@ pub async fn run(ctx: &Ctx, command: ClaimCommand) -> Result<(), CliError> {
                 .map_err(|s| client.error(s))?
                 .into_inner();
             ctx.out
-                .show(|| json::claim(&c), || format!("released claim {}", c.id))
+                .show(|| json::proto(&c), || format!("released claim {}", c.id))
         }
         ClaimCommand::Explain { spec } => {
             let request = v1::ExplainClaimRequest {
@@ -84,7 +89,7 @@ pub async fn run(ctx: &Ctx, command: ClaimCommand) -> Result<(), CliError> {
                 .map_err(|s| client.error(s))?
                 .into_inner();
             // A question, not a failure: the exit status is 0 either way.
-            ctx.out.show(|| json::explain(&e), || explain_view(&e))
+            ctx.out.show(|| json::proto(&e), || explain_view(&e))
         }
     }
 }

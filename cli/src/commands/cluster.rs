@@ -1,6 +1,5 @@
 //! `theia cluster status`: which managers serve, on which store.
 
-use serde_json::{Value, json};
 use theia::api::v1;
 
 use super::Ctx;
@@ -19,28 +18,10 @@ pub async fn run(ctx: &Ctx, command: ClusterCommand) -> Result<(), CliError> {
                 .await
                 .map_err(|s| client.error(s))?
                 .into_inner();
-            ctx.out.show(|| to_json(&status), || view(&status))
+            ctx.out
+                .show(|| crate::json::proto(&status), || view(&status))
         }
     }
-}
-
-fn to_json(s: &v1::ClusterStatus) -> Value {
-    json!({
-        "cluster_id": s.cluster_id,
-        "manager_id": s.manager_id,
-        "managers": s.managers.iter().map(|m| json!({
-            "id": m.id,
-            "address": m.address,
-            "last_seen_unix_ms": m.last_seen_unix_ms,
-            "version": m.version,
-        })).collect::<Vec<_>>(),
-        "store_backend": s.store_backend,
-        "store_location": s.store_location,
-        "pending_changes": s.pending_changes,
-        "last_sync_unix_ms": s.last_sync_unix_ms,
-        "datacenters": s.datacenters,
-        "connected_agents": s.connected_agents,
-    })
 }
 
 fn view(s: &v1::ClusterStatus) -> String {
@@ -96,6 +77,6 @@ mod tests {
         ] {
             assert!(text.contains(part), "{part} missing: {text}");
         }
-        assert_eq!(to_json(&s)["store_backend"], "redis");
+        assert_eq!(crate::json::proto(&s)["storeBackend"], "redis");
     }
 }

@@ -31,7 +31,12 @@ pub async fn run(ctx: &Ctx, command: DcCommand) -> Result<(), CliError> {
             .await
             .map_err(|s| client.error(s))?;
             ctx.out.show(
-                || dcs.iter().map(json::datacenter).collect(),
+                || {
+                    json::proto(&v1::ListDatacentersResponse {
+                        datacenters: dcs.clone(),
+                        next_page_token: String::new(),
+                    })
+                },
                 || list_view(&dcs),
             )
         }
@@ -42,7 +47,7 @@ pub async fn run(ctx: &Ctx, command: DcCommand) -> Result<(), CliError> {
                 .await
                 .map_err(|s| client.error(s))?
                 .into_inner();
-            ctx.out.show(|| json::datacenter(&dc), || show_view(&dc))
+            ctx.out.show(|| json::proto(&dc), || show_view(&dc))
         }
         DcCommand::Register { dc, labels } => {
             let dc = client
@@ -55,7 +60,7 @@ pub async fn run(ctx: &Ctx, command: DcCommand) -> Result<(), CliError> {
                 .map_err(|s| client.error(s))?
                 .into_inner();
             ctx.out.show(
-                || json::datacenter(&dc),
+                || json::proto(&dc),
                 || {
                     format!(
                         "registered datacenter {id}; its agent connects with a token from: theia token create --subject agent-{id} --role agent:{id}",
@@ -71,7 +76,7 @@ pub async fn run(ctx: &Ctx, command: DcCommand) -> Result<(), CliError> {
                 .await
                 .map_err(|s| client.error(s))?;
             ctx.out.show(
-                || serde_json::json!({ "id": dc, "deleted": true }),
+                || json::proto(&v1::DeleteDatacenterResponse {}),
                 || format!("deleted datacenter {dc}"),
             )
         }

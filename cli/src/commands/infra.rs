@@ -21,7 +21,7 @@ pub async fn run(ctx: &Ctx, args: InfraArgs) -> Result<(), CliError> {
         .await
         .map_err(|s| client.error(s))?
         .into_inner();
-    ctx.out.show(|| json::logical(&infra), || view(&infra))
+    ctx.out.show(|| json::proto(&infra), || view(&infra))
 }
 
 fn view(l: &v1::LogicalInfrastructure) -> String {

@@ -1,6 +1,5 @@
 //! `theia profile create|list|show|delete`.
 
-use serde_json::json;
 use theia::api::v1;
 
 use super::Ctx;
@@ -34,7 +33,7 @@ pub async fn run(ctx: &Ctx, command: ProfileCommand) -> Result<(), CliError> {
                 .map_err(|s| client.error(s))?
                 .into_inner();
             ctx.out.show(
-                || json::profile(&p),
+                || json::proto(&p),
                 || format!("created profile {} ({})", p.name, kv_text(&p.resources)),
             )
         }
@@ -53,7 +52,12 @@ pub async fn run(ctx: &Ctx, command: ProfileCommand) -> Result<(), CliError> {
             .await
             .map_err(|s| client.error(s))?;
             ctx.out.show(
-                || list.iter().map(json::profile).collect(),
+                || {
+                    json::proto(&v1::ListProfilesResponse {
+                        profiles: list.clone(),
+                        next_page_token: String::new(),
+                    })
+                },
                 || list_view(&list),
             )
         }
@@ -63,7 +67,7 @@ pub async fn run(ctx: &Ctx, command: ProfileCommand) -> Result<(), CliError> {
                 .await
                 .map_err(|s| client.error(s))?
                 .into_inner();
-            ctx.out.show(|| json::profile(&p), || show_view(&p))
+            ctx.out.show(|| json::proto(&p), || show_view(&p))
         }
         ProfileCommand::Delete { name } => {
             profiles
@@ -71,7 +75,7 @@ pub async fn run(ctx: &Ctx, command: ProfileCommand) -> Result<(), CliError> {
                 .await
                 .map_err(|s| client.error(s))?;
             ctx.out.show(
-                || json!({ "name": name, "deleted": true }),
+                || json::proto(&v1::DeleteProfileResponse {}),
                 || format!("deleted profile {name}"),
             )
         }

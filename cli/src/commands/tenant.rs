@@ -2,7 +2,6 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::json;
 use theia::api::v1;
 
 use super::Ctx;
@@ -34,7 +33,7 @@ pub async fn run(ctx: &Ctx, command: TenantCommand) -> Result<(), CliError> {
                 .map_err(|s| client.error(s))?
                 .into_inner();
             ctx.out
-                .show(|| json::tenant(&t), || format!("created tenant {}", t.name))
+                .show(|| json::proto(&t), || format!("created tenant {}", t.name))
         }
         TenantCommand::Update {
             name,
@@ -69,7 +68,7 @@ pub async fn run(ctx: &Ctx, command: TenantCommand) -> Result<(), CliError> {
                 .map_err(|s| client.error(s))?
                 .into_inner();
             ctx.out
-                .show(|| json::tenant(&t), || format!("updated tenant {}", t.name))
+                .show(|| json::proto(&t), || format!("updated tenant {}", t.name))
         }
         TenantCommand::List => {
             let list = all_pages(|page_token| {
@@ -86,7 +85,12 @@ pub async fn run(ctx: &Ctx, command: TenantCommand) -> Result<(), CliError> {
             .await
             .map_err(|s| client.error(s))?;
             ctx.out.show(
-                || list.iter().map(json::tenant).collect(),
+                || {
+                    json::proto(&v1::ListTenantsResponse {
+                        tenants: list.clone(),
+                        next_page_token: String::new(),
+                    })
+                },
                 || list_view(&list),
             )
         }
@@ -96,7 +100,7 @@ pub async fn run(ctx: &Ctx, command: TenantCommand) -> Result<(), CliError> {
                 .await
                 .map_err(|s| client.error(s))?
                 .into_inner();
-            ctx.out.show(|| json::tenant(&t), || show_view(&t))
+            ctx.out.show(|| json::proto(&t), || show_view(&t))
         }
         TenantCommand::Delete { name } => {
             tenants
@@ -104,7 +108,7 @@ pub async fn run(ctx: &Ctx, command: TenantCommand) -> Result<(), CliError> {
                 .await
                 .map_err(|s| client.error(s))?;
             ctx.out.show(
-                || json!({ "name": name, "deleted": true }),
+                || json::proto(&v1::DeleteTenantResponse {}),
                 || format!("deleted tenant {name}"),
             )
         }

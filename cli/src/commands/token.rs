@@ -1,26 +1,14 @@
 //! `theia token create|list|revoke` and `theia whoami`.
 
-use serde_json::{Value, json};
 use theia::api::v1;
 
 use super::Ctx;
 use crate::args::TokenCommand;
 use crate::client::{PAGE, all_pages};
 use crate::error::CliError;
+use crate::json;
 use crate::output::{fields, printable, table};
 use crate::wire::{age, list_text, or_dash};
-
-fn token_json(t: &v1::Token) -> Value {
-    json!({
-        "id": t.id,
-        "subject": t.subject,
-        "roles": t.roles,
-        "expiresUnixMs": t.expires_unix_ms,
-        "createdUnixMs": t.created_unix_ms,
-        "createdBy": t.created_by,
-        "description": t.description,
-    })
-}
 
 fn expiry(t: &v1::Token) -> String {
     if t.expires_unix_ms == 0 {
@@ -54,16 +42,12 @@ pub async fn run(ctx: &Ctx, command: TokenCommand) -> Result<(), CliError> {
                 .await
                 .map_err(|s| client.error(s))?
                 .into_inner();
-            let token = made.token.unwrap_or_default();
+            let token = made.token.clone().unwrap_or_default();
             if quiet && ctx.out.format == crate::args::OutputFormat::Table {
                 return crate::output::print_text(&made.secret);
             }
             ctx.out.show(
-                || {
-                    let mut v = token_json(&token);
-                    v["secret"] = json!(made.secret);
-                    v
-                },
+                || json::proto(&made),
                 || {
                     format!(
                         "{}\n(token {} for {}, roles {}, expires {}; shown once: keep it safe)",
@@ -91,7 +75,12 @@ pub async fn run(ctx: &Ctx, command: TokenCommand) -> Result<(), CliError> {
             .await
             .map_err(|s| client.error(s))?;
             ctx.out.show(
-                || tokens.iter().map(token_json).collect(),
+                || {
+                    json::proto(&v1::ListTokensResponse {
+                        tokens: tokens.clone(),
+                        next_page_token: String::new(),
+                    })
+                },
                 || {
                     table(
                         &["ID", "SUBJECT", "ROLES", "EXPIRES", "CREATED", "BY"],
@@ -115,7 +104,7 @@ pub async fn run(ctx: &Ctx, command: TokenCommand) -> Result<(), CliError> {
                 .await
                 .map_err(|s| client.error(s))?;
             ctx.out.show(
-                || json!({ "id": id, "revoked": true }),
+                || json::proto(&v1::RevokeTokenResponse {}),
                 || format!("revoked token {id}"),
             )
         }
@@ -131,13 +120,9 @@ pub async fn whoami(ctx: &Ctx) -> Result<(), CliError> {
         .await
         .map_err(|s| client.error(s))?
         .into_inner();
-    let token = me.token.unwrap_or_default();
+    let token = me.token.clone().unwrap_or_default();
     ctx.out.show(
-        || {
-            let mut v = token_json(&token);
-            v["tenants"] = json!(me.tenants);
-            v
-        },
+        || json::proto(&me),
         || {
             fields(&[
                 ("Subject", printable(&token.subject)),
