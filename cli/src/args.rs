@@ -143,8 +143,39 @@ pub enum Command {
     /// Bearer tokens and their roles (admins only).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Certificates for a trial cluster: a private CA, the managers', the agents'.
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// Who the token in use speaks for: its subject, roles and tenants.
     Whoami,
+}
+
+/// `theia cert ...`.
+#[derive(Subcommand, Debug)]
+pub enum CertCommand {
+    /// Make a private CA and, signed by it, one certificate for the managers
+    /// and one per agent (its DNS name is the datacenter id, for client_ca),
+    /// as PEM files in a directory. Does nothing if they are all there.
+    Init(CertInitArgs),
+}
+
+/// `theia cert init`.
+#[derive(Args, Debug)]
+pub struct CertInitArgs {
+    /// Where to write ca.pem, server.pem and agent-<dc>.pem, each with its .key.
+    #[arg(long, value_name = "DIR")]
+    pub dir: PathBuf,
+    /// The names clients dial the managers by (DNS names or IP addresses).
+    #[arg(
+        long = "servers",
+        value_name = "NAME,...",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub servers: Vec<String>,
+    /// Datacenters whose agents get a client certificate.
+    #[arg(long = "agents", value_name = "DC,...", value_delimiter = ',')]
+    pub agents: Vec<String>,
 }
 
 /// `theia token ...`.

@@ -23,20 +23,31 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Every page of a list call: `call(token)` answers the page after
 /// `token` (empty: the first) as its items and the next token (empty: the
-/// last page).
-pub async fn all_pages<T, F, Fut>(mut call: F) -> Result<Vec<T>, tonic::Status>
+/// last page). On a terminal, a list of more than one page shows how many
+/// `what` it has so far on stderr, erased once done.
+pub async fn all_pages<T, F, Fut>(what: &str, mut call: F) -> Result<Vec<T>, tonic::Status>
 where
     F: FnMut(String) -> Fut,
     Fut: std::future::Future<Output = Result<(Vec<T>, String), tonic::Status>>,
 {
+    let mut progress = crate::output::Progress::on_terminal();
     let mut out = Vec::new();
     let mut token = String::new();
     loop {
-        let (items, next) = call(token).await?;
+        let answer = call(token).await;
+        let (items, next) = match answer {
+            Ok(page) => page,
+            Err(status) => {
+                progress.done();
+                return Err(status);
+            }
+        };
         out.extend(items);
         if next.is_empty() {
+            progress.done();
             return Ok(out);
         }
+        progress.show(&format!("{} {what} so far…", out.len()));
         token = next;
     }
 }

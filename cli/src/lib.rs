@@ -34,6 +34,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Config(c) => commands::config::run(&config, output_format(&config).ok(), c),
         Command::Dev(args) => commands::dev::run(&config, args).await,
         Command::Secret(c) => commands::secret::run(c),
+        Command::Cert(crate::args::CertCommand::Init(a)) => commands::cert::init(a),
         Command::Completion(a) => commands::docs::completion(a.shell),
         Command::Man(a) => commands::docs::man(&a.dir),
         Command::Cluster(c) => commands::cluster::run(&Ctx::new(config)?, c).await,

@@ -33,6 +33,43 @@ impl Output {
     }
 }
 
+/// A progress line on stderr, only when stderr is a terminal: rewritten
+/// in place, erased when done, so that nothing of it stays in a log or
+/// mixes with what goes to stdout.
+pub struct Progress {
+    shown: bool,
+    enabled: bool,
+}
+
+impl Progress {
+    /// A progress line that shows only on a terminal.
+    pub fn on_terminal() -> Self {
+        Self {
+            shown: false,
+            enabled: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        }
+    }
+
+    /// Replaces the line with `text`.
+    pub fn show(&mut self, text: &str) {
+        if self.enabled {
+            let mut err = std::io::stderr();
+            let _ = write!(err, "\r\x1b[2K{}", printable(text));
+            let _ = err.flush();
+            self.shown = true;
+        }
+    }
+
+    /// Erases the line, if one was shown.
+    pub fn done(&mut self) {
+        if std::mem::take(&mut self.shown) {
+            let mut err = std::io::stderr();
+            let _ = write!(err, "\r\x1b[2K");
+            let _ = err.flush();
+        }
+    }
+}
+
 /// Prints one pretty JSON document.
 pub fn print_json(value: &Value) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value)

@@ -79,7 +79,7 @@ fn within_rate(limiter: Option<&Limiter>, principal: &Principal) -> Result<(), S
     let Some(limiter) = limiter else {
         return Ok(());
     };
-    let key = if principal.token_id == "-" {
+    let key = if principal.by_certificate() {
         &principal.subject
     } else {
         &principal.token_id

@@ -14,6 +14,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::state::Books;
 
+/// The token id of a principal made from a client certificate.
+const CERTIFICATE: &str = "-";
+
 /// Who a call acts as, once its token was checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
@@ -73,11 +76,16 @@ impl Principal {
         let listed: Vec<String> = datacenters.iter().map(ToString::to_string).collect();
         Some(Self {
             subject: format!("certificate for {}", listed.join(", ")),
-            token_id: "-".to_owned(),
+            token_id: CERTIFICATE.to_owned(),
             roles: datacenters,
             tenants: BTreeSet::new(),
             expires_unix_ms: None,
         })
+    }
+
+    /// Whether it was made from a client certificate rather than a token.
+    pub fn by_certificate(&self) -> bool {
+        self.token_id == CERTIFICATE
     }
 
     /// Whether `rule` lets it call.

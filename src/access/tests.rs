@@ -37,6 +37,7 @@ fn a_token_authenticates_as_its_subject_with_its_roles() {
     let admin = issue(&mut books, &mut clock, 1, &[Role::Admin]);
     let dir = Directory::of(&books);
     let p = dir.authenticate(Some(&bearer(&admin)), 10).unwrap();
+    assert!(!p.by_certificate());
     assert_eq!(p.subject, "user1@example.com");
     assert_eq!(p.token_id, "0101010101010101");
     assert!(p.has(RoleKind::Admin));
@@ -126,6 +127,7 @@ fn owners_and_delegates_act_for_their_tenants_and_see_only_them() {
 #[test]
 fn a_client_certificate_speaks_for_the_datacenters_it_names_only() {
     let p = Principal::certified(&["dc-a", "Not A Name", "dc-b"]).unwrap();
+    assert!(p.by_certificate());
     assert!(p.is_agent_of("dc-a") && p.is_agent_of("dc-b"));
     assert_eq!(p.roles.len(), 2);
     assert!(p.tenants.is_empty());

@@ -850,3 +850,24 @@ pub fn redis_config(dir: &Path, redis: &TestRedis, secret: &str) -> ManagerConfi
     config.bootstrap_token_file = Some(redis.admin_token_file());
     config
 }
+
+/// Whether the variable `key` was set by cargo or nextest for this test
+/// process, and is not part of a user's shell: left in a child's
+/// environment, some of it (CARGO_MANIFEST_DIR) makes cargo rebuild.
+pub fn injected_by_the_test_runner(key: &str) -> bool {
+    const EXACT: &[&str] = &[
+        "CARGO",
+        "CARGO_MANIFEST_DIR",
+        "CARGO_MANIFEST_PATH",
+        "CARGO_CRATE_NAME",
+        "CARGO_BIN_NAME",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+        "CARGO_RUSTC_CURRENT_DIR",
+        "OUT_DIR",
+    ];
+    EXACT.contains(&key)
+        || ["CARGO_PKG_", "CARGO_BIN_EXE_", "NEXTEST", "__NEXTEST"]
+            .iter()
+            .any(|p| key.starts_with(p))
+}

@@ -742,24 +742,27 @@ async fn with_client_ca_an_agent_certificate_stands_in_for_its_token_and_only_fo
     // Tokens still work without a certificate.
     let admin_channel = tls_channel(manager.addr, &pki, None).await.unwrap();
     let mut admin = Clients::new(with_token(admin_channel, &manager.token));
-    for dc in ["dc-a", "dc-b"] {
-        admin
-            .infra
-            .register_datacenter(v1::RegisterDatacenterRequest {
-                id: dc.into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-    }
+    admin
+        .infra
+        .register_datacenter(v1::RegisterDatacenterRequest {
+            id: "dc-b".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
 
     let cert_a = pki.client("dc-a");
     let as_a = tls_channel(manager.addr, &pki, Some(&cert_a))
         .await
         .unwrap();
+    assert!(admin.dc("dc-a").await.is_none());
     let welcome = hello(as_a.clone(), "dc-a")
         .await
         .expect("dc-a's certificate connects as dc-a");
+    assert!(
+        admin.dc("dc-a").await.is_some(),
+        "a certificate from client_ca registers its datacenter, as its token would"
+    );
     assert!(matches!(
         welcome.body,
         Some(v1::manager_message::Body::Welcome(_))

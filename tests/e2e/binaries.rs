@@ -131,3 +131,42 @@ fn the_cli_says_its_version_and_the_commit_it_was_built_from() {
         "built from this checkout's commit"
     );
 }
+
+#[test]
+fn cargo_install_path_cli_installs_a_theia_that_runs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dest = tempfile::tempdir().unwrap();
+    // The debug profile and the workspace's target directory: the same
+    // package and lock file as a release install, without building twice.
+    let mut command =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command
+        .args(["install", "--path", "cli", "--debug", "--locked", "--root"])
+        .arg(dest.path())
+        .arg("--target-dir")
+        .arg(root.join("target"))
+        .current_dir(root);
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if injected_by_the_test_runner(&key) {
+            command.env_remove(key.as_ref());
+        }
+    }
+    let out = command.output().expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let theia = dest.path().join("bin/theia");
+    let version = std::process::Command::new(&theia)
+        .arg("--version")
+        .output()
+        .expect("the installed theia runs");
+    let text = String::from_utf8_lossy(&version.stdout);
+    assert!(
+        version.status.success() && text.starts_with(concat!("theia ", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    assert!(text.contains("commit"), "{text}");
+}

@@ -91,3 +91,49 @@ async fn json_output_is_what_grpcurl_prints_for_the_same_call() {
     .unwrap();
     manager.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_of_many_pages_shows_progress_on_a_terminal_only() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config =
+        theia_manager::ManagerConfig::for_dir(dir.path(), "127.0.0.1:0".parse().unwrap());
+    fast(&mut config);
+    config.rate_limit = None;
+    let manager = TestManager::start_with(config).await;
+    let mut api = Clients::new(manager.channel().await);
+    for n in 0..1001 {
+        api.create_profile(&format!("p{n:04}"), &[("compute.vcpu", "1")])
+            .await;
+    }
+    let addr = manager.addr.to_string();
+    let token = manager.token.clone();
+    tokio::task::spawn_blocking(move || {
+        let theia = bin_dir().join("theia");
+        // `script` gives theia a terminal, as a person at one has.
+        let out = std::process::Command::new("script")
+            .args([
+                "-qec",
+                &format!("{} profile list", theia.display()),
+                "/dev/null",
+            ])
+            .env("THEIA_MANAGER", format!("http://{addr}"))
+            .env("THEIA_TOKEN", &token)
+            .output()
+            .expect("script runs");
+        let seen = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{seen}");
+        assert!(seen.contains("1000 profiles so far"), "{seen}");
+        assert!(seen.contains("p1000"), "every page is listed: {seen}");
+        // Piped, nothing but the table.
+        let (ok, piped, err) = run(&theia, &["profile", "list"], &addr);
+        assert!(
+            ok && !piped.contains("so far") && !err.contains("so far"),
+            "{err}"
+        );
+        assert_eq!(piped.lines().count(), 1002, "a header and every profile");
+    })
+    .await
+    .unwrap();
+    manager.stop().await;
+}

@@ -14,6 +14,7 @@ mod cli_output;
 mod cluster;
 mod cluster_identity;
 mod consistent_pair;
+mod container;
 mod deploy;
 mod exit_codes;
 mod feed_trim;

@@ -97,24 +97,6 @@ fn shell(line: &str, home: &Path) -> Command {
     command
 }
 
-fn injected_by_the_test_runner(key: &str) -> bool {
-    const EXACT: &[&str] = &[
-        "CARGO",
-        "CARGO_MANIFEST_DIR",
-        "CARGO_MANIFEST_PATH",
-        "CARGO_CRATE_NAME",
-        "CARGO_BIN_NAME",
-        "CARGO_PRIMARY_PACKAGE",
-        "CARGO_TARGET_TMPDIR",
-        "CARGO_RUSTC_CURRENT_DIR",
-        "OUT_DIR",
-    ];
-    EXACT.contains(&key)
-        || ["CARGO_PKG_", "CARGO_BIN_EXE_", "NEXTEST", "__NEXTEST"]
-            .iter()
-            .any(|p| key.starts_with(p))
-}
-
 /// Waits until `theia dc list` against `addr` names `dc`.
 fn wait_for_dc(addr: &str, dc: &str) {
     wait_for_dc_at(&format!("http://{addr}"), None, dc);

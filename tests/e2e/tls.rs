@@ -262,3 +262,88 @@ fn insecure_on_the_network_is_warned_about_at_start_and_for_every_agent() {
     assert!(agent.terminate().success());
     assert!(manager.terminate().success());
 }
+
+#[test]
+fn certificates_from_theia_cert_init_give_tls_and_let_an_agent_in_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let out = Command::new(bin_dir().join("theia"))
+        .args(["cert", "init", "--dir"])
+        .arg(&pki)
+        .args(["--servers", "127.0.0.1,localhost", "--agents", "dc-cert"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let addr = format!("127.0.0.1:{}", free_port());
+    let log = dir.path().join("manager.log");
+    let data = dir.path().join("data");
+    let file = |name: &str| pki.join(name).to_str().unwrap().to_owned();
+    let manager = spawn_logged(
+        "theia-manager",
+        &[
+            "--listen",
+            &addr,
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--tls-cert",
+            &file("server.pem"),
+            "--tls-key",
+            &file("server.key"),
+            "--client-ca",
+            &file("ca.pem"),
+            "--heartbeat-interval",
+            "100ms",
+        ],
+        &log,
+    );
+    wait_for_line(&log, "serving");
+    remember_process_token(&addr, &data);
+    let url = format!("https://{addr}");
+    let ca = pki.join("ca.pem");
+    let agent_log = dir.path().join("agent.log");
+    let agent = spawn_logged(
+        "theia-agent",
+        &[
+            "--managers",
+            &url,
+            "--dc",
+            "dc-cert",
+            "--driver",
+            "static",
+            "--inventory",
+            "compute.vcpu=4",
+            "--state-dir",
+            dir.path().join("agent").to_str().unwrap(),
+            "--ca",
+            ca.to_str().unwrap(),
+            "--client-cert",
+            &file("agent-dc-cert.pem"),
+            "--client-key",
+            &file("agent-dc-cert.key"),
+        ],
+        &agent_log,
+    );
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let (code, out, err) = theia(&url, Some(&ca), &["dc", "list"]);
+        if code == 0
+            && out
+                .lines()
+                .any(|l| l.starts_with("dc-cert") && l.contains("alive"))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent never connected with its certificate: {out}{err}\n{}",
+            std::fs::read_to_string(&agent_log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(agent.terminate().success());
+    assert!(manager.terminate().success());
+}

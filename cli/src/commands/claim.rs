@@ -37,7 +37,7 @@ pub async fn run(ctx: &Ctx, command: ClaimCommand) -> Result<(), CliError> {
         }
         ClaimCommand::List { tenant, all } => {
             let tenant = tenant.unwrap_or_default();
-            let list = all_pages(|page_token| {
+            let list = all_pages("claims", |page_token| {
                 let mut claims = claims.clone();
                 let request = v1::ListClaimsRequest {
                     tenant: tenant.clone(),

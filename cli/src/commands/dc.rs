@@ -16,7 +16,7 @@ pub async fn run(ctx: &Ctx, command: DcCommand) -> Result<(), CliError> {
     match command {
         DcCommand::List { selector } => {
             let selector = selector.unwrap_or_default();
-            let dcs = all_pages(|page_token| {
+            let dcs = all_pages("datacenters", |page_token| {
                 let mut infra = client.infrastructure();
                 let request = v1::ListDatacentersRequest {
                     selector: selector.clone(),

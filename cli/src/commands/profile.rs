@@ -38,7 +38,7 @@ pub async fn run(ctx: &Ctx, command: ProfileCommand) -> Result<(), CliError> {
             )
         }
         ProfileCommand::List => {
-            let list = all_pages(|page_token| {
+            let list = all_pages("profiles", |page_token| {
                 let mut profiles = profiles.clone();
                 let request = v1::ListProfilesRequest {
                     page_size: PAGE,

@@ -71,7 +71,7 @@ pub async fn run(ctx: &Ctx, command: TenantCommand) -> Result<(), CliError> {
                 .show(|| json::proto(&t), || format!("updated tenant {}", t.name))
         }
         TenantCommand::List => {
-            let list = all_pages(|page_token| {
+            let list = all_pages("tenants", |page_token| {
                 let mut tenants = tenants.clone();
                 let request = v1::ListTenantsRequest {
                     page_size: PAGE,

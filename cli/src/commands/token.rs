@@ -61,7 +61,7 @@ pub async fn run(ctx: &Ctx, command: TokenCommand) -> Result<(), CliError> {
             )
         }
         TokenCommand::List => {
-            let tokens = all_pages(|page_token| {
+            let tokens = all_pages("tokens", |page_token| {
                 let mut access = access.clone();
                 let request = v1::ListTokensRequest {
                     page_size: PAGE,

@@ -372,6 +372,19 @@ impl AgentService for Api {
                 principal.agent_datacenters().join(", ")
             )));
         }
+        if principal.by_certificate() {
+            // A certificate from client_ca was issued by the operator for
+            // this datacenter: like making its agent token, it registers it.
+            let mut ledger = self.ledger.lock().await;
+            if !ledger.books.datacenters.contains_key(&dc) {
+                let labels: BTreeMap<String, String> = hello.labels.clone().into_iter().collect();
+                let made =
+                    ledger.put(|ts| Change::datacenter(ts, Datacenter::new(dc.clone(), labels)));
+                drop(ledger);
+                made.wait().await.map_err(ApiError::from)?;
+                tracing::info!(datacenter = %dc, "datacenter registered by its agent's client certificate");
+            }
+        }
         registered(&self.ledger.lock().await.books, &dc)?;
 
         // In a cluster exactly one manager serves a datacenter's stream.
