@@ -180,6 +180,15 @@ pub async fn plain_channel(addr: &str) -> Channel {
         .expect("manager answers")
 }
 
+/// A test-fast manager config in `dir` on 127.0.0.1:0 without a rate
+/// limit, for tests that make many calls with one token.
+pub fn unlimited_config(dir: &Path) -> ManagerConfig {
+    let mut config = ManagerConfig::for_dir(dir, "127.0.0.1:0".parse().unwrap());
+    fast(&mut config);
+    config.rate_limit = None;
+    config
+}
+
 /// A manager running in this process.
 pub struct TestManager {
     /// Where it listens.

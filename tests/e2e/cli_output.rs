@@ -96,11 +96,7 @@ async fn json_output_is_what_grpcurl_prints_for_the_same_call() {
 async fn a_list_of_many_pages_shows_progress_on_a_terminal_only() {
     init();
     let dir = tempfile::tempdir().unwrap();
-    let mut config =
-        theia_manager::ManagerConfig::for_dir(dir.path(), "127.0.0.1:0".parse().unwrap());
-    fast(&mut config);
-    config.rate_limit = None;
-    let manager = TestManager::start_with(config).await;
+    let manager = TestManager::start_with(unlimited_config(dir.path())).await;
     let mut api = Clients::new(manager.channel().await);
     for n in 0..1001 {
         api.create_profile(&format!("p{n:04}"), &[("compute.vcpu", "1")])

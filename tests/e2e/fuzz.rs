@@ -104,11 +104,7 @@ async fn garbage_to_every_rpc_never_panics_never_answers_internal_and_stores_not
     init();
     let dir = tempfile::tempdir().unwrap();
     // Over a thousand calls from one admin in well under a second: no rate limit.
-    let mut config =
-        theia_manager::ManagerConfig::for_dir(dir.path(), "127.0.0.1:0".parse().unwrap());
-    fast(&mut config);
-    config.rate_limit = None;
-    let manager = TestManager::start_with(config).await;
+    let manager = TestManager::start_with(unlimited_config(dir.path())).await;
     let admin = manager.channel().await;
     let agent = manager.agent_channel("dc-f").await;
     let mut api = Clients::new(admin.clone());

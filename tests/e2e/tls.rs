@@ -45,6 +45,28 @@ fn wait_for_line(path: &Path, marker: &str) -> String {
     }
 }
 
+/// Waits until `theia dc list` at `url` (trusting `ca`) shows `dc` alive;
+/// fails with the agent's log after [`PATIENCE`].
+fn wait_alive(url: &str, ca: &Path, dc: &str, agent_log: &Path) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let (code, out, err) = theia(url, Some(ca), &["dc", "list"]);
+        if code == 0
+            && out
+                .lines()
+                .any(|l| l.starts_with(dc) && l.contains("alive"))
+        {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{dc} never connected: {out}{err}\n{}",
+            std::fs::read_to_string(agent_log).unwrap_or_default()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Starts `program args` with its output in `log`.
 fn spawn_logged(program: &str, args: &[&str], log: &Path) -> Child {
     let file = std::fs::File::create(log).unwrap();
@@ -195,23 +217,7 @@ fn clients_agents_and_grpcurl_reach_a_tls_manager_through_the_named_ca() {
 
     let agent_log = dir.path().join("agent.log");
     let agent = spawn_agent(&url, Some(&pki.ca), "dc-tls", dir.path(), &agent_log);
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        let (code, out, err) = theia(&url, Some(&pki.ca), &["dc", "list"]);
-        if code == 0
-            && out
-                .lines()
-                .any(|l| l.starts_with("dc-tls") && l.contains("alive"))
-        {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the agent never registered over TLS: {out}{err}\n{}",
-            std::fs::read_to_string(&agent_log).unwrap_or_default()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_alive(&url, &pki.ca, "dc-tls", &agent_log);
 
     let out = Command::new(grpcurl())
         .arg("-cacert")
@@ -327,23 +333,7 @@ fn certificates_from_theia_cert_init_give_tls_and_let_an_agent_in_without_a_toke
         ],
         &agent_log,
     );
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        let (code, out, err) = theia(&url, Some(&ca), &["dc", "list"]);
-        if code == 0
-            && out
-                .lines()
-                .any(|l| l.starts_with("dc-cert") && l.contains("alive"))
-        {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the agent never connected with its certificate: {out}{err}\n{}",
-            std::fs::read_to_string(&agent_log).unwrap_or_default()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    wait_alive(&url, &ca, "dc-cert", &agent_log);
     assert!(agent.terminate().success());
     assert!(manager.terminate().success());
 }
