@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::access::Token;
 use crate::clock::Timestamp;
 use crate::crdt::{Crdt, Lww, LwwMap};
-use crate::model::{Claim, Datacenter, Profile, Tenant};
+use crate::model::{Claim, Datacenter, DatacenterSettings, Profile, Tenant};
 
 /// One register of one map: the unit of persistence and replication.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +26,14 @@ pub enum Change {
         key: String,
         /// Its register.
         register: Lww<Datacenter>,
+    },
+    /// What an operator set on a datacenter, under its id.
+    #[serde(rename = "datacenter_settings")]
+    Settings {
+        /// The datacenter's id.
+        key: String,
+        /// Its register.
+        register: Lww<DatacenterSettings>,
     },
     /// A tenant under its name.
     Tenant {
@@ -137,6 +145,7 @@ impl Change {
     pub fn timestamp(&self) -> &Timestamp {
         match self {
             Self::Datacenter { register, .. } => register.timestamp(),
+            Self::Settings { register, .. } => register.timestamp(),
             Self::Tenant { register, .. } => register.timestamp(),
             Self::Profile { register, .. } => register.timestamp(),
             Self::Token { register, .. } => register.timestamp(),
@@ -150,6 +159,7 @@ impl Change {
     pub fn is_tombstone(&self) -> bool {
         match self {
             Self::Datacenter { register, .. } => register.is_tombstone(),
+            Self::Settings { register, .. } => register.is_tombstone(),
             Self::Tenant { register, .. } => register.is_tombstone(),
             Self::Profile { register, .. } => register.is_tombstone(),
             Self::Token { register, .. } => register.is_tombstone(),
@@ -172,6 +182,7 @@ impl Change {
     pub fn storage_key(&self) -> String {
         match self {
             Self::Datacenter { key, .. } => format!("datacenter/{key}"),
+            Self::Settings { key, .. } => format!("datacenter_settings/{key}"),
             Self::Tenant { key, .. } => format!("tenant/{key}"),
             Self::Profile { key, .. } => format!("profile/{key}"),
             Self::Token { key, .. } => format!("token/{key}"),
@@ -187,8 +198,13 @@ impl Change {
 /// Every durable object theia keeps.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Books {
-    /// Datacenters by id.
+    /// Datacenters by id, as their agents (and registration) made them.
     pub datacenters: LwwMap<String, Datacenter>,
+    /// What operators set on datacenters, by id.
+    pub settings: LwwMap<String, DatacenterSettings>,
+    /// Derived: each datacenter with its settings applied, what scheduling
+    /// and answers see.
+    effective: BTreeMap<String, Datacenter>,
     /// Tenants by name.
     pub tenants: LwwMap<String, Tenant>,
     /// Profiles by name.
@@ -216,6 +232,7 @@ impl Books {
             Change::Datacenter { key, register } => {
                 merge_into(&mut self.datacenters, key, register)
             }
+            Change::Settings { key, register } => merge_into(&mut self.settings, key, register),
             Change::Tenant { key, register } => merge_into(&mut self.tenants, key, register),
             Change::Profile { key, register } => merge_into(&mut self.profiles, key, register),
             Change::Token { key, register } => merge_into(&mut self.tokens, key, register),
@@ -234,6 +251,37 @@ impl Books {
         if let Some(id) = change.claim_id() {
             self.refresh(id);
         }
+        self.refresh_datacenter(change);
+    }
+
+    /// Applies datacenter `id`'s settings to its record anew, when `change`
+    /// is either.
+    fn refresh_datacenter(&mut self, change: &Change) {
+        let (Change::Datacenter { key, .. } | Change::Settings { key, .. }) = change else {
+            return;
+        };
+        match self.datacenters.get(key) {
+            Some(reported) => {
+                let dc = match self.settings.get(key) {
+                    Some(settings) => settings.apply(reported),
+                    None => reported.clone(),
+                };
+                self.effective.insert(key.clone(), dc);
+            }
+            None => {
+                self.effective.remove(key);
+            }
+        }
+    }
+
+    /// Datacenter `id` with its operator's settings applied.
+    pub fn datacenter(&self, id: &str) -> Option<&Datacenter> {
+        self.effective.get(id)
+    }
+
+    /// Every datacenter with its operator's settings applied, by id.
+    pub fn effective_datacenters(&self) -> &BTreeMap<String, Datacenter> {
+        &self.effective
     }
 
     /// Assembles claim `id` anew from its registers and updates the index.
@@ -272,6 +320,10 @@ impl Books {
             Change::Datacenter { key, .. } => Change::Datacenter {
                 key: key.clone(),
                 register: self.datacenters.register(key)?.clone(),
+            },
+            Change::Settings { key, .. } => Change::Settings {
+                key: key.clone(),
+                register: self.settings.register(key)?.clone(),
             },
             Change::Tenant { key, .. } => Change::Tenant {
                 key: key.clone(),
@@ -315,12 +367,14 @@ impl Books {
         if let Some(id) = change.claim_id() {
             self.refresh(id);
         }
+        self.refresh_datacenter(change);
     }
 
     /// Removes the register under `change`'s key, whatever it holds.
     fn forget(&mut self, change: &Change) {
         match change {
             Change::Datacenter { key, .. } => self.datacenters.restore(key.clone(), None),
+            Change::Settings { key, .. } => self.settings.restore(key.clone(), None),
             Change::Tenant { key, .. } => self.tenants.restore(key.clone(), None),
             Change::Profile { key, .. } => self.profiles.restore(key.clone(), None),
             Change::Token { key, .. } => self.tokens.restore(key.clone(), None),
@@ -343,6 +397,7 @@ impl Books {
     fn put(&mut self, change: Change) {
         match change {
             Change::Datacenter { key, register } => self.datacenters.restore(key, Some(register)),
+            Change::Settings { key, register } => self.settings.restore(key, Some(register)),
             Change::Tenant { key, register } => self.tenants.restore(key, Some(register)),
             Change::Profile { key, register } => self.profiles.restore(key, Some(register)),
             Change::Token { key, register } => self.tokens.restore(key, Some(register)),
@@ -390,6 +445,93 @@ mod tests {
     use super::*;
     use crate::clock::HybridClock;
     use crate::model::Resources;
+
+    #[test]
+    fn operator_settings_apply_over_every_report_whatever_the_order() {
+        use crate::model::{Inventory, Labels, ResourceClass};
+        let mut clock = HybridClock::new("m1", std::time::Duration::from_secs(1));
+        let vcpu = ResourceClass::parse("compute.vcpu").unwrap();
+        let eu: Labels = [("region".to_owned(), "eu".to_owned())].into();
+        let us: Labels = [("region".to_owned(), "us".to_owned())].into();
+        let reported = |total: u64| {
+            let mut dc = Datacenter::new("dc", eu.clone());
+            dc.inventory
+                .insert(vcpu.clone(), Inventory::reported(total, total));
+            dc
+        };
+        let first = Change::datacenter(clock.now(1), reported(16));
+        let settings = Change::Settings {
+            key: "dc".into(),
+            register: Lww::new(
+                clock.now(2),
+                DatacenterSettings {
+                    reserved: [(vcpu.clone(), 4)].into(),
+                    allocation_ratio: [(vcpu.clone(), 2.0)].into(),
+                    schedulable: false,
+                    labels: Some(us.clone()),
+                },
+            ),
+        };
+        let later = Change::datacenter(clock.now(3), reported(20));
+        let orders = [
+            [&first, &settings, &later],
+            [&later, &first, &settings],
+            [&settings, &later, &first],
+        ];
+        for order in orders {
+            let mut books = Books::default();
+            for change in order {
+                books.apply(change);
+            }
+            let dc = books.datacenter("dc").expect("known");
+            let inv = &dc.inventory[&vcpu];
+            assert_eq!(
+                (inv.total, inv.reserved, inv.allocation_ratio),
+                (20, 4, 2.0)
+            );
+            assert_eq!(inv.capacity(), 32);
+            assert!(!dc.schedulable);
+            assert_eq!(dc.labels, us);
+            assert_eq!(books.datacenters.get(&"dc".to_owned()).unwrap().labels, eu);
+            assert_eq!(books.effective_datacenters().len(), 1);
+        }
+
+        let mut books = Books::default();
+        books.apply(&first);
+        books.apply(&settings);
+        books.apply(&Change::Settings {
+            key: "dc".into(),
+            register: Lww::tombstone(clock.now(4)),
+        });
+        let dc = books.datacenter("dc").unwrap();
+        assert_eq!(
+            dc.inventory[&vcpu].capacity(),
+            16,
+            "without settings, the report"
+        );
+        assert!(dc.schedulable);
+        books.apply(&Change::Datacenter {
+            key: "dc".into(),
+            register: Lww::tombstone(clock.now(5)),
+        });
+        assert!(books.datacenter("dc").is_none());
+        assert!(books.effective_datacenters().is_empty());
+    }
+
+    #[test]
+    fn settings_are_validated() {
+        let vcpu = crate::model::ResourceClass::parse("compute.vcpu").unwrap();
+        let with = |r: f64| DatacenterSettings {
+            allocation_ratio: [(vcpu.clone(), r)].into(),
+            ..DatacenterSettings::default()
+        };
+        assert!(with(1.5).validate().is_ok());
+        assert!(with(crate::model::MAX_ALLOCATION_RATIO).validate().is_ok());
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1000.5] {
+            let err = with(bad).validate().unwrap_err().to_string();
+            assert!(err.starts_with("allocation_ratio[compute.vcpu]"), "{err}");
+        }
+    }
 
     #[test]
     fn changes_round_trip_through_json_and_merge_in_any_order() {

@@ -289,6 +289,24 @@ pub enum DcCommand {
         #[arg(long, value_name = "LIST", value_parser = parse_kv_list)]
         labels: Option<KvList>,
     },
+    /// Set what the operator decides on a datacenter; what is not given stays.
+    /// Agents' reports never change these.
+    Update {
+        /// The datacenter's id.
+        dc: String,
+        /// Held back per class, never placed, e.g. compute.vcpu=8,compute.memory=32Gi.
+        #[arg(long, value_name = "LIST", value_parser = parse_kv_list)]
+        reserved: Option<KvList>,
+        /// Over-commit factor per class on total minus reserved, e.g. compute.vcpu=4.
+        #[arg(long, value_name = "LIST", value_parser = parse_kv_list)]
+        allocation_ratio: Option<KvList>,
+        /// Whether new placements may land here (claims there stay).
+        #[arg(long, value_name = "BOOL")]
+        schedulable: Option<bool>,
+        /// Labels that replace the agent's, e.g. region=eu; an empty value gives the agent's back.
+        #[arg(long, value_name = "LIST", value_parser = parse_kv_list)]
+        labels: Option<KvList>,
+    },
     /// Forget a datacenter that holds no claims (decommissioning).
     Delete {
         /// The datacenter's id.

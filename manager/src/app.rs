@@ -90,11 +90,11 @@ impl App {
 
     /// Every datacenter as the scheduler sees it now.
     pub fn candidates<'a>(&self, books: &'a Books) -> Vec<Candidate<'a>> {
+        let datacenters = books.effective_datacenters();
         let liveness = self
             .agents
-            .liveness_of(books.datacenters.iter().map(|(id, _)| id.as_str()));
-        books
-            .datacenters
+            .liveness_of(datacenters.keys().map(String::as_str));
+        datacenters
             .iter()
             .zip(liveness)
             .map(|((id, dc), liveness)| Candidate {
@@ -112,7 +112,7 @@ impl App {
             return Vec::new();
         }
         let over_committed = |id: &str| {
-            books.datacenters.get(&id.to_owned()).is_some_and(|dc| {
+            books.datacenter(id).is_some_and(|dc| {
                 let here = Candidate {
                     dc,
                     liveness: Liveness::Alive,

@@ -208,6 +208,7 @@ impl Ledger {
                 Change::Datacenter { key, register } => {
                     (register.is_tombstone(), vec![format!("dc/{key}")])
                 }
+                Change::Settings { key, .. } => (false, vec![format!("dc/{key}")]),
                 Change::Tenant { key, .. } => (false, vec![format!("tenant/{key}")]),
                 _ => (false, Vec::new()),
             };

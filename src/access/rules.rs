@@ -48,6 +48,10 @@ pub const RULES: &[(&str, Rule)] = &[
         "/theia.v1.InfrastructureService/DeleteDatacenter",
         Rule::Roles(MANAGE),
     ),
+    (
+        "/theia.v1.InfrastructureService/UpdateDatacenter",
+        Rule::Roles(MANAGE),
+    ),
     ("/theia.v1.TenantService/CreateTenant", Rule::Roles(MANAGE)),
     (
         "/theia.v1.TenantService/GetTenant",

@@ -15,7 +15,8 @@ pub use labels::{Labels, Selector, validate_labels};
 pub use names::{MAX_NAME_LEN, validate_name, validate_request_id};
 pub(crate) use objects::validate_text;
 pub use objects::{
-    Claim, ClaimSpec, ClaimState, Datacenter, Inventory, Placement, Profile, Strategy, Tenant,
+    Claim, ClaimSpec, ClaimState, Datacenter, DatacenterSettings, Inventory, MAX_ALLOCATION_RATIO,
+    Placement, Profile, Strategy, Tenant,
 };
 pub use quantity::{QuantityError, format_quantity, format_quantity_short, parse_quantity};
 pub use report::{CheckedReport, ReportedClass, check_report};

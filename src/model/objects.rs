@@ -126,6 +126,72 @@ impl Datacenter {
     }
 }
 
+/// The largest allocation ratio an operator may set on a class.
+pub const MAX_ALLOCATION_RATIO: f64 = 1000.0;
+
+/// What an operator sets on a datacenter: a register of its own, apart
+/// from what the agent reports, so that no report (from any manager) ever
+/// takes it back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DatacenterSettings {
+    /// Held back per class; never placed.
+    #[serde(default)]
+    pub reserved: BTreeMap<ResourceClass, u64>,
+    /// Over-commit factor per class on `total - reserved`; 1.0 when unset.
+    #[serde(default)]
+    pub allocation_ratio: BTreeMap<ResourceClass, f64>,
+    /// Whether new placements may land here.
+    pub schedulable: bool,
+    /// Labels that replace the agent's, when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Labels>,
+}
+
+impl Default for DatacenterSettings {
+    fn default() -> Self {
+        Self {
+            reserved: BTreeMap::new(),
+            allocation_ratio: BTreeMap::new(),
+            schedulable: true,
+            labels: None,
+        }
+    }
+}
+
+impl DatacenterSettings {
+    /// Checks the ratios (finite, above 0, at most [`MAX_ALLOCATION_RATIO`])
+    /// and the labels.
+    pub fn validate(&self) -> Result<(), FieldError> {
+        for (class, ratio) in &self.allocation_ratio {
+            if !ratio.is_finite() || *ratio <= 0.0 || *ratio > MAX_ALLOCATION_RATIO {
+                return Err(FieldError::new(
+                    format!("allocation_ratio[{class}]"),
+                    format!("must be above 0 and at most {MAX_ALLOCATION_RATIO}, not {ratio}"),
+                ));
+            }
+        }
+        if let Some(labels) = &self.labels {
+            validate_labels("labels", labels)?;
+        }
+        Ok(())
+    }
+
+    /// `reported` as the operator set it: its reservations, ratios,
+    /// schedulable flag and labels over what the agent said.
+    pub fn apply(&self, reported: &Datacenter) -> Datacenter {
+        let mut dc = reported.clone();
+        for (class, inv) in &mut dc.inventory {
+            inv.reserved = self.reserved.get(class).copied().unwrap_or(0);
+            inv.allocation_ratio = self.allocation_ratio.get(class).copied().unwrap_or(1.0);
+        }
+        dc.schedulable = self.schedulable;
+        if let Some(labels) = &self.labels {
+            dc.labels = labels.clone();
+        }
+        dc
+    }
+}
+
 /// A customer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tenant {

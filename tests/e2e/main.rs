@@ -15,6 +15,7 @@ mod cluster;
 mod cluster_identity;
 mod consistent_pair;
 mod container;
+mod dc_settings;
 mod deploy;
 mod exit_codes;
 mod feed_trim;

@@ -69,6 +69,55 @@ pub async fn run(ctx: &Ctx, command: DcCommand) -> Result<(), CliError> {
                 },
             )
         }
+        DcCommand::Update {
+            dc,
+            reserved,
+            allocation_ratio,
+            schedulable,
+            labels,
+        } => {
+            let mut paths = Vec::new();
+            let mut request = v1::UpdateDatacenterRequest {
+                id: dc,
+                ..Default::default()
+            };
+            if let Some(r) = reserved {
+                request.reserved = r.to_wire();
+                paths.push("reserved".to_owned());
+            }
+            if let Some(r) = allocation_ratio {
+                for (class, text) in &r.0 {
+                    let ratio: f64 = text.parse().map_err(|_| {
+                        CliError::other(format!(
+                            "--allocation-ratio: {class}={text} is not a number such as 4 or 1.5"
+                        ))
+                    })?;
+                    request.allocation_ratio.insert(class.clone(), ratio);
+                }
+                paths.push("allocation_ratio".to_owned());
+            }
+            if let Some(s) = schedulable {
+                request.schedulable = s;
+                paths.push("schedulable".to_owned());
+            }
+            if let Some(l) = labels {
+                request.labels = l.to_wire();
+                paths.push("labels".to_owned());
+            }
+            if paths.is_empty() {
+                return Err(CliError::other(
+                    "nothing to change: pass --reserved, --allocation-ratio, --schedulable or --labels",
+                ));
+            }
+            request.update_mask = Some(prost_types::FieldMask { paths });
+            let dc = client
+                .infrastructure()
+                .update_datacenter(request)
+                .await
+                .map_err(|s| client.error(s))?
+                .into_inner();
+            ctx.out.show(|| json::proto(&dc), || show_view(&dc))
+        }
         DcCommand::Delete { dc } => {
             client
                 .infrastructure()

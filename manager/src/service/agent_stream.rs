@@ -126,8 +126,12 @@ impl Api {
         dc.inventory = inventory;
         if totals_changed {
             let usage = ledger.books.index().datacenter(dc_id);
+            let view = match ledger.books.settings.get(&dc_id.to_owned()) {
+                Some(settings) => settings.apply(&dc),
+                None => dc.clone(),
+            };
             let over = Candidate {
-                dc: &dc,
+                dc: &view,
                 liveness: Liveness::Alive,
                 usage,
             }

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use theia::api::v1;
 use theia::api::v1::infrastructure_service_server::InfrastructureService;
 use theia::crdt::Lww;
-use theia::model::{Datacenter, Labels, ResourceClass, Selector, validate_labels, validate_name};
+use theia::model::{
+    Datacenter, FieldError, Labels, ResourceClass, Resources, Selector, validate_labels,
+    validate_name,
+};
 use theia::scheduler::{Candidate, Liveness, available};
 use theia::state::Change;
 use tonic::{Request, Response, Status};
@@ -209,6 +212,84 @@ impl InfrastructureService for Api {
         Ok(Response::new(answer))
     }
 
+    async fn update_datacenter(
+        &self,
+        req: Request<v1::UpdateDatacenterRequest>,
+    ) -> Result<Response<v1::Datacenter>, Status> {
+        let req = req.into_inner();
+        validate_name("id", &req.id).map_err(ApiError::from)?;
+        let paths = req.update_mask.map(|m| m.paths).unwrap_or_default();
+        if paths.is_empty() {
+            return Err(ApiError::from(FieldError::new(
+                "update_mask",
+                "name the fields to change: reserved, allocation_ratio, schedulable, labels",
+            ))
+            .into());
+        }
+        let reserved = Resources::parse_map(
+            "reserved",
+            req.reserved.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )
+        .map_err(ApiError::from)?;
+        let mut ratios = BTreeMap::new();
+        for (class, ratio) in &req.allocation_ratio {
+            let parsed = ResourceClass::parse(class.trim()).map_err(|e| {
+                ApiError::from(FieldError::new(format!("allocation_ratio[{class}]"), e))
+            })?;
+            ratios.insert(parsed, *ratio);
+        }
+        let mut ledger = self.ledger.lock().await;
+        if !ledger.books.datacenters.contains_key(&req.id) {
+            return Err(ApiError::not_found("datacenter", &req.id, "id").into());
+        }
+        let mut settings = ledger
+            .books
+            .settings
+            .get(&req.id)
+            .cloned()
+            .unwrap_or_default();
+        for path in &paths {
+            match path.as_str() {
+                "reserved" => {
+                    settings.reserved = reserved.iter().map(|(c, n)| (c.clone(), n)).collect();
+                }
+                "allocation_ratio" => settings.allocation_ratio = ratios.clone(),
+                "schedulable" => settings.schedulable = req.schedulable,
+                "labels" => {
+                    let labels: Labels = req.labels.clone().into_iter().collect();
+                    settings.labels = (!labels.is_empty()).then_some(labels);
+                }
+                other => {
+                    return Err(ApiError::from(FieldError::new(
+                        "update_mask",
+                        format!(
+                            "{} cannot be changed; use reserved, allocation_ratio, schedulable or labels",
+                            theia::model::quoted(other)
+                        ),
+                    ))
+                    .into());
+                }
+            }
+        }
+        settings.validate().map_err(ApiError::from)?;
+        let durable = ledger.put(|ts| Change::Settings {
+            key: req.id.clone(),
+            register: Lww::new(ts, settings),
+        });
+        let answer = {
+            let cands = self.candidates(&ledger.books);
+            let c = cands
+                .iter()
+                .find(|c| c.dc.id == req.id)
+                .ok_or_else(|| ApiError::not_found("datacenter", &req.id, "id"))?;
+            dc_to_wire(self, c)
+        };
+        drop(ledger);
+        durable.wait().await.map_err(ApiError::from)?;
+        tracing::info!(datacenter = %req.id, fields = ?paths, "datacenter settings updated");
+        Ok(Response::new(answer))
+    }
+
     async fn delete_datacenter(
         &self,
         req: Request<v1::DeleteDatacenterRequest>,
@@ -226,10 +307,18 @@ impl InfrastructureService for Api {
             ))
             .into());
         }
-        let durable = ledger.put(|ts| Change::Datacenter {
+        let ts = ledger.stamp();
+        let mut gone = vec![Change::Datacenter {
             key: id.clone(),
-            register: Lww::tombstone(ts),
-        });
+            register: Lww::tombstone(ts.clone()),
+        }];
+        if ledger.books.settings.contains_key(&id) {
+            gone.push(Change::Settings {
+                key: id.clone(),
+                register: Lww::tombstone(ts),
+            });
+        }
+        let durable = ledger.commit(gone, Vec::new());
         drop(ledger);
         durable.wait().await.map_err(ApiError::from)?;
         self.agents.disconnect(
