@@ -152,6 +152,21 @@ mod tests {
     }
 
     #[test]
+    fn kinds_are_named_as_the_table_shows_them() {
+        let names: Vec<&str> = RoleKind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "admin",
+                "operator",
+                "auditor",
+                "tenant:<name>",
+                "agent:<dc>"
+            ]
+        );
+    }
+
+    #[test]
     fn unknown_roles_and_bad_names_are_refused_with_a_hint() {
         for bad in ["root", "tenant:", "tenant:Acme", "agent:a b", "admin:x", ""] {
             let err = bad.parse::<Role>().unwrap_err().to_string();

@@ -262,7 +262,12 @@ mod tests {
             Presented::from_header(&format!("bearer {text}\n")).unwrap(),
             p
         );
-        assert!(!format!("{p:?}").contains("cdcd"));
+        let shown = format!("{p:?}");
+        assert!(!shown.contains("cdcd"), "{shown}");
+        assert!(
+            shown.contains("abababababababab") && shown.contains("redacted"),
+            "{shown}"
+        );
         for bad in [
             text.clone(),
             format!("Basic {text}"),
