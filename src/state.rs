@@ -519,6 +519,41 @@ mod tests {
     }
 
     #[test]
+    fn a_change_undone_without_a_prior_is_forgotten_and_tombstones_say_so() {
+        let mut clock = HybridClock::new("m1", std::time::Duration::from_secs(1));
+        let settings = Change::Settings {
+            key: "dc".into(),
+            register: Lww::new(clock.now(1), DatacenterSettings::default()),
+        };
+        let record = Change::datacenter(clock.now(1), Datacenter::new("dc", Default::default()));
+        assert!(!settings.is_tombstone() && !record.is_tombstone());
+        let gone = Change::Settings {
+            key: "dc".into(),
+            register: Lww::tombstone(clock.now(2)),
+        };
+        assert!(gone.is_tombstone());
+        assert_eq!(settings.storage_key(), "datacenter_settings/dc");
+
+        let mut books = Books::default();
+        books.apply(&record);
+        books.apply(&settings);
+        assert!(books.current(&settings).is_some());
+        // The writer undoing a refused write it made first: nothing was there.
+        books.restore(&settings, None);
+        assert!(books.current(&settings).is_none());
+        assert!(books.settings.is_empty());
+        books.restore(&record, None);
+        assert!(books.datacenter("dc").is_none(), "the view follows");
+        // And with a prior, that prior comes back.
+        books.apply(&record);
+        let prior = books.current(&record);
+        let newer = Change::datacenter(clock.now(3), Datacenter::new("dc", Default::default()));
+        books.apply(&newer);
+        books.restore(&newer, prior.clone());
+        assert_eq!(books.current(&record), prior);
+    }
+
+    #[test]
     fn settings_are_validated() {
         let vcpu = crate::model::ResourceClass::parse("compute.vcpu").unwrap();
         let with = |r: f64| DatacenterSettings {
