@@ -74,6 +74,50 @@ enum Requirement {
     NotEquals(String, String),
     Exists(String),
     NotExists(String),
+    /// The key is set to one of these values.
+    In(String, std::collections::BTreeSet<String>),
+    /// The key is absent or set to none of these values.
+    NotIn(String, std::collections::BTreeSet<String>),
+}
+
+/// The parts of a selector: split at commas outside parentheses, so that
+/// `region in (eu,us)` stays one part. `None` when parentheses do not pair.
+fn parts(text: &str) -> Option<Vec<&str>> {
+    let (mut out, mut depth, mut start) = (Vec::new(), 0u32, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.checked_sub(1)?,
+            ',' if depth == 0 => {
+                out.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    (depth == 0).then(|| {
+        out.push(&text[start..]);
+        out
+    })
+}
+
+/// Reads `key in (a,b)` or `key notin (a,b)`: (key, negated, values).
+fn set_requirement(part: &str) -> Option<(&str, bool, Vec<&str>)> {
+    let open = part.find('(')?;
+    let inner = part[open + 1..].strip_suffix(')')?;
+    let head = part[..open].trim_end();
+    let (key, negated) = if let Some(k) = head.strip_suffix(" notin") {
+        (k, true)
+    } else if let Some(k) = head.strip_suffix(" in") {
+        (k, false)
+    } else {
+        return None;
+    };
+    Some((
+        key.trim(),
+        negated,
+        inner.split(',').map(str::trim).collect(),
+    ))
 }
 
 /// A label selector such as `region=eu,tier!=edge,gpu,!legacy`; every
@@ -95,8 +139,37 @@ impl Selector {
             ));
         }
         let mut reqs = Vec::new();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some(split) = parts(text) else {
+            return Err(FieldError::new(
+                field,
+                format!("{}: parentheses do not pair", quoted(text)),
+            ));
+        };
+        for part in split.into_iter().map(str::trim).filter(|p| !p.is_empty()) {
             let bad = |why: &str| FieldError::new(field, format!("{}: {why}", quoted(part)));
+            if part.contains('(') || part.contains(')') {
+                let Some((key, negated, values)) = set_requirement(part) else {
+                    return Err(bad("expected key in (v1,v2) or key notin (v1,v2)"));
+                };
+                if !label_part_ok(key, false) {
+                    return Err(bad("keys are letters, digits, '-', '_', '.' or '/'"));
+                }
+                if values
+                    .iter()
+                    .any(|v| v.is_empty() || !label_part_ok(v, false))
+                {
+                    return Err(bad(
+                        "a set lists one or more values of letters, digits, '-', '_', '.' or '/'",
+                    ));
+                }
+                let values = values.into_iter().map(str::to_owned).collect();
+                reqs.push(if negated {
+                    Requirement::NotIn(key.to_owned(), values)
+                } else {
+                    Requirement::In(key.to_owned(), values)
+                });
+                continue;
+            }
             let req = if let Some((k, v)) = part.split_once("!=") {
                 Requirement::NotEquals(k.trim().to_owned(), v.trim().to_owned())
             } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
@@ -109,6 +182,7 @@ impl Selector {
             let (key, value) = match &req {
                 Requirement::Equals(k, v) | Requirement::NotEquals(k, v) => (k, Some(v)),
                 Requirement::Exists(k) | Requirement::NotExists(k) => (k, None),
+                Requirement::In(..) | Requirement::NotIn(..) => unreachable!("sets are read above"),
             };
             if !label_part_ok(key, false) {
                 return Err(bad(
@@ -132,6 +206,8 @@ impl Selector {
             Requirement::NotEquals(k, v) => labels.get(k) != Some(v),
             Requirement::Exists(k) => labels.contains_key(k),
             Requirement::NotExists(k) => !labels.contains_key(k),
+            Requirement::In(k, values) => labels.get(k).is_some_and(|v| values.contains(v)),
+            Requirement::NotIn(k, values) => labels.get(k).is_none_or(|v| !values.contains(v)),
         })
     }
 
@@ -139,6 +215,14 @@ impl Selector {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+fn join(values: &std::collections::BTreeSet<String>) -> String {
+    values
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 impl fmt::Display for Selector {
@@ -151,6 +235,8 @@ impl fmt::Display for Selector {
                 Requirement::NotEquals(k, v) => format!("{k}!={v}"),
                 Requirement::Exists(k) => k.clone(),
                 Requirement::NotExists(k) => format!("!{k}"),
+                Requirement::In(k, values) => format!("{k} in ({})", join(values)),
+                Requirement::NotIn(k, values) => format!("{k} notin ({})", join(values)),
             })
             .collect();
         f.write_str(&parts.join(","))
@@ -204,6 +290,43 @@ mod tests {
         assert_eq!(key_shown("a\u{1b}b"), "\"a\\u{1b}b\"");
         assert!(key_shown(&"k".repeat(64)).starts_with('"'));
         assert_eq!(key_shown(&"k".repeat(63)), "k".repeat(63));
+    }
+
+    #[test]
+    fn set_requirements_pick_by_membership_and_round_trip() {
+        let sel = Selector::parse("s", "region in (eu, us),tier notin (edge),gpu").unwrap();
+        assert_eq!(sel.to_string(), "region in (eu,us),tier notin (edge),gpu");
+        assert_eq!(Selector::parse("s", &sel.to_string()).unwrap(), sel);
+        assert!(sel.matches(&labels(&[("region", "eu"), ("gpu", "")])));
+        assert!(sel.matches(&labels(&[("region", "us"), ("tier", "core"), ("gpu", "a")])));
+        assert!(
+            !sel.matches(&labels(&[("region", "ap"), ("gpu", "")])),
+            "not in the set"
+        );
+        assert!(!sel.matches(&labels(&[("gpu", "")])), "in needs the key");
+        assert!(
+            !sel.matches(&labels(&[("region", "eu"), ("tier", "edge"), ("gpu", "")])),
+            "notin refuses a listed value"
+        );
+        assert!(
+            Selector::parse("s", "tier notin (edge)")
+                .unwrap()
+                .matches(&labels(&[])),
+            "notin takes an absent key"
+        );
+        for bad in [
+            "region in (eu",
+            "region in eu)",
+            "region in ()",
+            "region in (eu,,us)",
+            "region within (eu)",
+            "bad key in (eu)",
+            "region in (e u)",
+            "region in (eu) x",
+        ] {
+            let err = Selector::parse("selector", bad).unwrap_err();
+            assert_eq!(err.field, "selector", "{bad}");
+        }
     }
 
     #[test]

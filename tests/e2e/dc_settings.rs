@@ -124,6 +124,31 @@ async fn reservations_ratios_and_schedulable_shape_placement_and_survive_reports
         "the agent's (none) again: {:?}",
         dc.labels
     );
+    // Set selectors pick by the labels in effect.
+    api.infra
+        .update_datacenter(update("dc-s", &["labels"], |r| {
+            r.labels = map(&[("zone", "b")]);
+        }))
+        .await
+        .unwrap();
+    for (selector, picked) in [
+        ("zone in (a,b)", true),
+        ("zone in (a,c)", false),
+        ("zone notin (a)", true),
+        ("rack notin (r1)", true),
+    ] {
+        let listed = api
+            .infra
+            .list_datacenters(v1::ListDatacentersRequest {
+                selector: selector.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .datacenters;
+        assert_eq!(!listed.is_empty(), picked, "{selector}");
+    }
 
     for (req, field) in [
         (
