@@ -493,6 +493,8 @@ pub enum StrategyArg {
     Binpack,
     /// Least allocated first: keep datacenters evenly used.
     Spread,
+    /// Each unit to the next datacenter in turn, continuing where the last round-robin claim ended.
+    RoundRobin,
 }
 
 impl From<StrategyArg> for v1::Strategy {
@@ -500,6 +502,7 @@ impl From<StrategyArg> for v1::Strategy {
         match s {
             StrategyArg::Binpack => v1::Strategy::Binpack,
             StrategyArg::Spread => v1::Strategy::Spread,
+            StrategyArg::RoundRobin => v1::Strategy::RoundRobin,
         }
     }
 }

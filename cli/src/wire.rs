@@ -31,6 +31,7 @@ pub fn strategy_name(value: i32) -> &'static str {
     match v1::Strategy::try_from(value) {
         Ok(v1::Strategy::Binpack | v1::Strategy::Unspecified) => "binpack",
         Ok(v1::Strategy::Spread) => "spread",
+        Ok(v1::Strategy::RoundRobin) => "round-robin",
         Err(_) => "unknown",
     }
 }
@@ -117,6 +118,10 @@ mod tests {
         assert_eq!(liveness_name(v1::Liveness::Suspect as i32), "suspect");
         assert_eq!(state_name(v1::ClaimState::Released as i32), "released");
         assert_eq!(strategy_name(v1::Strategy::Spread as i32), "spread");
+        assert_eq!(
+            strategy_name(v1::Strategy::RoundRobin as i32),
+            "round-robin"
+        );
         assert_eq!(strategy_name(0), "binpack");
         assert_eq!(liveness_name(42), "unknown");
         assert_eq!(state_name(1), "unknown");

@@ -31,6 +31,9 @@ pub struct App {
     pub store: Arc<Store>,
     /// The tokens and tenant members calls are checked against.
     pub directory: Arc<DirectoryCell>,
+    /// Where this manager's next round-robin claim starts: after the
+    /// datacenter its last one ended on.
+    pub rotation: std::sync::Mutex<Option<String>>,
     /// Every manager of the cluster as last announced in a shared store.
     pub peers: std::sync::Mutex<Vec<v1::Manager>>,
     stop: watch::Sender<bool>,
@@ -58,6 +61,7 @@ impl App {
             agents,
             store,
             peers: std::sync::Mutex::new(Vec::new()),
+            rotation: std::sync::Mutex::new(None),
             stop: watch::channel(false).0,
         }
     }
@@ -131,6 +135,24 @@ impl App {
             })
             .map(|p| p.datacenter.clone())
             .collect()
+    }
+
+    /// Schedules `spec` on `books` as this manager decides now: round-robin
+    /// claims continue the rotation. Nothing is changed; `placed` says
+    /// whether the outcome is taken (and the rotation moves on).
+    pub fn schedule(
+        &self,
+        books: &Books,
+        spec: &theia::model::ClaimSpec,
+        placed: bool,
+    ) -> theia::scheduler::Outcome {
+        let mut rotation = self.rotation.lock().unwrap_or_else(|e| e.into_inner());
+        let outcome =
+            theia::scheduler::schedule_after(&self.candidates(books), spec, rotation.as_deref());
+        if placed && outcome.fits && spec.strategy == theia::model::Strategy::RoundRobin {
+            rotation.clone_from(&outcome.last_datacenter);
+        }
+        outcome
     }
 
     /// A claim for the wire, with its risk judged now on `books`.

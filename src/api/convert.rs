@@ -67,6 +67,7 @@ pub fn strategy_from_wire(value: i32) -> Result<Strategy, FieldError> {
     match v1::Strategy::try_from(value) {
         Ok(v1::Strategy::Unspecified | v1::Strategy::Binpack) => Ok(Strategy::Binpack),
         Ok(v1::Strategy::Spread) => Ok(Strategy::Spread),
+        Ok(v1::Strategy::RoundRobin) => Ok(Strategy::RoundRobin),
         Err(_) => Err(FieldError::new(
             "strategy",
             format!("{value} is not a strategy; use STRATEGY_BINPACK or STRATEGY_SPREAD"),
@@ -78,6 +79,7 @@ fn strategy_to_wire(s: Strategy) -> i32 {
     match s {
         Strategy::Binpack => v1::Strategy::Binpack as i32,
         Strategy::Spread => v1::Strategy::Spread as i32,
+        Strategy::RoundRobin => v1::Strategy::RoundRobin as i32,
     }
 }
 

@@ -266,6 +266,10 @@ pub enum Strategy {
     Binpack,
     /// Least allocated first.
     Spread,
+    /// Each unit to the next datacenter in id order, after the one the
+    /// previous round-robin claim ended on.
+    #[serde(rename = "round-robin")]
+    RoundRobin,
 }
 
 /// What a claim asks for, with the profile already resolved.

@@ -5,7 +5,9 @@
 //! selector, explicit list, `max_per_datacenter`, distinct datacenters),
 //! checks capacity in every class the unit needs, then ranks what is left
 //! (`binpack`: most allocated first, `spread`: least allocated first), ties
-//! broken by datacenter id. A claim is placed whole or not at all.
+//! broken by datacenter id; `round-robin` takes the next datacenter in id
+//! order after a rotation point the caller keeps. A claim is placed whole
+//! or not at all.
 
 mod liveness;
 mod quota;
@@ -92,6 +94,9 @@ pub struct Outcome {
     pub verdicts: Vec<Verdict>,
     /// One line for people.
     pub summary: String,
+    /// The datacenter that took the last unit: where the next round-robin
+    /// claim continues from (`None` unless `fits`).
+    pub last_datacenter: Option<String>,
 }
 
 /// Reasons a datacenter is ruled out whatever its capacity.
@@ -198,8 +203,25 @@ fn plural(n: u64, word: &str) -> String {
     }
 }
 
-/// Places `spec` on `candidates`, whole or not at all.
+/// Places `spec` on `candidates`, whole or not at all; a round-robin claim
+/// starts after the first datacenter.
 pub fn schedule(candidates: &[Candidate<'_>], spec: &ClaimSpec) -> Outcome {
+    schedule_after(candidates, spec, None)
+}
+
+/// The next slot at or after `from`, in a ring of `n`, that `takes`.
+fn next_in_turn(n: usize, from: usize, takes: impl Fn(usize) -> bool) -> Option<usize> {
+    (0..n).map(|k| (from + k) % n).find(|i| takes(*i))
+}
+
+/// Places `spec` on `candidates`, whole or not at all; a round-robin claim
+/// gives its first unit to the first datacenter in id order after
+/// `rotation` (the `last_datacenter` of the previous one).
+pub fn schedule_after(
+    candidates: &[Candidate<'_>],
+    spec: &ClaimSpec,
+    rotation: Option<&str>,
+) -> Outcome {
     let mut cands: Vec<&Candidate<'_>> = candidates.iter().collect();
     cands.sort_by(|a, b| a.dc.id.cmp(&b.dc.id));
     let per_dc_limit = limit_per_dc(spec);
@@ -250,25 +272,43 @@ pub fn schedule(candidates: &[Candidate<'_>], spec: &ClaimSpec) -> Outcome {
     }
 
     let mut done = 0u32;
+    // Round-robin: where the turn is; the first slot after the rotation point.
+    let mut turn = rotation.map_or(0, |after| {
+        slots
+            .iter()
+            .position(|s| s.cand.dc.id.as_str() > after)
+            .unwrap_or(0)
+    });
+    let mut last = None;
     while done < spec.count {
-        // Slots are in id order and only a strictly better score replaces
-        // the best so far, so ties go to the smallest id.
-        let mut best: Option<(usize, f64)> = None;
-        for (i, slot) in slots.iter().enumerate() {
-            if !slot.eligible || slot.placed >= per_dc_limit || slot.fit_count(&needs) == 0 {
-                continue;
+        let open = |slot: &Slot<'_, '_, '_>| {
+            slot.eligible && slot.placed < per_dc_limit && slot.fit_count(&needs) > 0
+        };
+        let chosen = if spec.strategy == Strategy::RoundRobin {
+            next_in_turn(slots.len(), turn, |i| open(&slots[i]))
+        } else {
+            // Slots are in id order and only a strictly better score
+            // replaces the best so far, so ties go to the smallest id.
+            let mut best: Option<(usize, f64)> = None;
+            for (i, slot) in slots.iter().enumerate() {
+                if !open(slot) {
+                    continue;
+                }
+                let score = slot.fullness();
+                let better = match (best, spec.strategy) {
+                    (None, _) => true,
+                    (Some((_, b)), Strategy::Spread) => score < b,
+                    (Some((_, b)), _) => score > b,
+                };
+                if better {
+                    best = Some((i, score));
+                }
             }
-            let score = slot.fullness();
-            let better = match (best, spec.strategy) {
-                (None, _) => true,
-                (Some((_, b)), Strategy::Binpack) => score > b,
-                (Some((_, b)), Strategy::Spread) => score < b,
-            };
-            if better {
-                best = Some((i, score));
-            }
-        }
-        let Some((i, _)) = best else { break };
+            best.map(|(i, _)| i)
+        };
+        let Some(i) = chosen else { break };
+        turn = i + 1;
+        last = Some(i);
         let slot = &mut slots[i];
         for (left, (_, need)) in slot.avail.iter_mut().zip(&needs) {
             *left -= need;
@@ -311,6 +351,7 @@ pub fn schedule(candidates: &[Candidate<'_>], spec: &ClaimSpec) -> Outcome {
             placements: Vec::new(),
             verdicts,
             summary,
+            last_datacenter: None,
         };
     }
 
@@ -340,6 +381,7 @@ pub fn schedule(candidates: &[Candidate<'_>], spec: &ClaimSpec) -> Outcome {
         placements,
         verdicts,
         summary,
+        last_datacenter: last.map(|i| slots[i].cand.dc.id.clone()),
     }
 }
 

@@ -70,6 +70,66 @@ fn spread_alternates_between_datacenters() {
 }
 
 #[test]
+fn round_robin_rotates_between_successive_claims_and_skips_what_cannot_take_a_unit() {
+    // c is unschedulable; d has room for one 4-vCPU unit only.
+    let mut dcs = vec![
+        dc("a", "eu", 64, 64),
+        dc("b", "eu", 64, 64),
+        dc("c", "eu", 64, 64),
+        dc("d", "eu", 4, 64),
+    ];
+    dcs[2].schedulable = false;
+    let mut one = spec(1, "compute.vcpu=4");
+    one.strategy = Strategy::RoundRobin;
+    let cands = alive(&dcs);
+    let mut rotation: Option<String> = None;
+    let mut went = Vec::new();
+    for _ in 0..4 {
+        let out = schedule_after(&cands, &one, rotation.as_deref());
+        assert!(out.fits, "{}", out.summary);
+        assert_eq!(out.placements.len(), 1);
+        let to = out.placements[0].datacenter.clone();
+        assert_eq!(out.last_datacenter.as_deref(), Some(to.as_str()));
+        went.push(to);
+        rotation = out.last_datacenter;
+    }
+    assert_eq!(
+        went,
+        ["a", "b", "d", "a"],
+        "c is skipped, and the turn wraps"
+    );
+
+    // One claim of several units deals them out in turn, from after the
+    // rotation point; d takes one unit only (its capacity).
+    let mut five = one.clone();
+    five.count = 5;
+    let out = schedule_after(&cands, &five, Some("a"));
+    assert!(out.fits, "{}", out.summary);
+    let units: Vec<u32> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|id| units_in(&out, id))
+        .collect();
+    assert_eq!(units, [2, 2, 0, 1]);
+    // The turn went b, d, a, b, a (c cannot take any, d is full after one).
+    assert_eq!(out.last_datacenter.as_deref(), Some("a"));
+    // A rotation point past the last id wraps to the first.
+    let out = schedule_after(&cands, &one, Some("zz"));
+    assert_eq!(out.placements[0].datacenter, "a");
+    // Binpack and spread ignore the rotation.
+    let mut packed = one.clone();
+    packed.strategy = Strategy::Binpack;
+    assert_eq!(
+        schedule_after(&cands, &packed, Some("a")).placements[0].datacenter,
+        "a"
+    );
+    // What does not fit says so, with no rotation point.
+    let mut too_many = one.clone();
+    too_many.count = 100;
+    let out = schedule_after(&cands, &too_many, None);
+    assert!(!out.fits && out.last_datacenter.is_none());
+}
+
+#[test]
 fn distinct_datacenters_put_each_unit_elsewhere_or_fail() {
     let dcs = [dc("a", "eu", 16, 64), dc("b", "eu", 16, 64)];
     let mut s = spec(2, "compute.vcpu=1");

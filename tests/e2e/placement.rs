@@ -287,3 +287,45 @@ async fn a_retry_after_a_release_returns_the_released_claim() {
     assert_eq!(w.api.all_claims().await.len(), 1);
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_claims_take_the_datacenters_in_turn_and_explain_agrees() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let manager = TestManager::start(dir.path()).await;
+    let mut api = Clients::new(manager.channel().await);
+    let mut agents = Vec::new();
+    for dc in ["rr-a", "rr-b", "rr-c"] {
+        let agent = HandAgent::connect(manager.agent_channel(dc).await, dc).await;
+        agent.report(1, &[("compute.vcpu", 64, 64, Some(0))]).await;
+        agents.push(agent);
+    }
+    api.create_tenant("acme", &[]).await;
+    api.create_profile("one", &[("compute.vcpu", "1")]).await;
+    let mut rr = spec("acme", "one", 1);
+    rr.strategy = v1::Strategy::RoundRobin as i32;
+    let mut went = Vec::new();
+    for _ in 0..4 {
+        let explained = api
+            .claims
+            .explain_claim(v1::ExplainClaimRequest {
+                spec: Some(rr.clone()),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let claim = api.create_claim(rr.clone()).await.unwrap();
+        let placed = claim.placements[0].datacenter.clone();
+        assert_eq!(
+            explained.placements[0].datacenter, placed,
+            "explain says what create does"
+        );
+        went.push(placed);
+    }
+    assert_eq!(went, ["rr-a", "rr-b", "rr-c", "rr-a"]);
+    // A binpack claim in between does not move the turn.
+    api.create_claim(spec("acme", "one", 1)).await.unwrap();
+    let next = api.create_claim(rr).await.unwrap();
+    assert_eq!(next.placements[0].datacenter, "rr-b");
+    manager.stop().await;
+}

@@ -5,7 +5,7 @@ use theia::api::v1::claim_service_server::ClaimService;
 use theia::api::v1::manager_message::Body;
 use theia::api::{claim_spec_from_wire, placement_to_wire, v1};
 use theia::model::{Claim, ClaimSpec, ClaimState, FieldError, validate_name};
-use theia::scheduler::{Outcome, check_quota, schedule};
+use theia::scheduler::{Outcome, check_quota};
 use theia::state::{Books, Change, ClaimEnd};
 use tonic::{Request, Response, Status};
 
@@ -132,7 +132,7 @@ impl Api {
             let usage = books.index().tenant(&tenant.name);
             check_quota(tenant, &usage.held, &spec.total()).map_err(ApiError::from)?;
 
-            let outcome = schedule(&self.candidates(books), &spec);
+            let outcome = self.0.schedule(books, &spec, true);
             if !outcome.fits {
                 return Err(not_fitting(&outcome));
             }
@@ -339,7 +339,7 @@ impl ClaimService for Api {
         let ledger = self.ledger.lock().await;
         let books = &ledger.books;
         let spec = resolve_spec(books, req.into_inner().spec, &scope)?;
-        let outcome = schedule(&self.candidates(books), &spec);
+        let outcome = self.0.schedule(books, &spec, false);
         let quota = books
             .tenants
             .get(&spec.tenant)
