@@ -130,6 +130,27 @@ fn round_robin_rotates_between_successive_claims_and_skips_what_cannot_take_a_un
 }
 
 #[test]
+fn spread_breaks_ties_towards_the_smallest_id() {
+    let dcs = [
+        dc("a", "eu", 16, 64),
+        dc("b", "eu", 16, 64),
+        dc("c", "eu", 16, 64),
+    ];
+    let mut s = spec(1, "compute.vcpu=4");
+    s.strategy = Strategy::Spread;
+    let out = schedule(&alive(&dcs), &s);
+    assert_eq!(out.placements[0].datacenter, "a");
+    // Once a holds a unit, the emptier b and c tie, and b wins.
+    s.count = 2;
+    let out = schedule(&alive(&dcs), &s);
+    let units: Vec<u32> = ["a", "b", "c"]
+        .iter()
+        .map(|id| units_in(&out, id))
+        .collect();
+    assert_eq!(units, [1, 1, 0]);
+}
+
+#[test]
 fn distinct_datacenters_put_each_unit_elsewhere_or_fail() {
     let dcs = [dc("a", "eu", 16, 64), dc("b", "eu", 16, 64)];
     let mut s = spec(2, "compute.vcpu=1");
