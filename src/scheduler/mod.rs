@@ -17,6 +17,8 @@ pub use liveness::{Liveness, LivenessPolicy};
 pub use quota::{QuotaExceeded, check_quota};
 pub use usage::{DatacenterUsage, tenant_usage, usage_by_datacenter};
 
+use std::collections::BTreeMap;
+
 use crate::model::{ClaimSpec, Datacenter, Inventory, Placement, ResourceClass, Strategy};
 
 /// A datacenter as the scheduler sees it.
@@ -81,6 +83,10 @@ pub struct Verdict {
     /// Why it takes no unit; when the claim does not fit, also why a
     /// datacenter that took some could take no more. Empty otherwise.
     pub reasons: Vec<String>,
+    /// The filters that keep it from taking any unit, by short name:
+    /// `datacenters` (not in the claim's list), `selector`, `unschedulable`,
+    /// `down`, `capacity:<class>`. Empty when it can take one.
+    pub filters: Vec<String>,
 }
 
 /// The scheduler's answer.
@@ -97,6 +103,9 @@ pub struct Outcome {
     /// The datacenter that took the last unit: where the next round-robin
     /// claim continues from (`None` unless `fits`).
     pub last_datacenter: Option<String>,
+    /// How many datacenters each filter kept from taking any unit (one
+    /// kept out by two filters counts for both).
+    pub rejected_by: BTreeMap<String, u32>,
 }
 
 /// Reasons a datacenter is ruled out whatever its capacity.
@@ -117,6 +126,25 @@ fn static_reasons(c: &Candidate<'_>, spec: &ClaimSpec, mismatch: &str) -> Vec<St
         reasons.push("down: its agent missed its heartbeats".to_owned());
     }
     reasons
+}
+
+/// The short names of the filters that rule `c` out whatever its capacity,
+/// in the order [`static_reasons`] gives them.
+fn static_filters(c: &Candidate<'_>, spec: &ClaimSpec) -> Vec<String> {
+    let mut filters = Vec::new();
+    if !spec.datacenters.is_empty() && !spec.datacenters.contains(&c.dc.id) {
+        filters.push("datacenters".to_owned());
+    }
+    if !spec.selector.matches(&c.dc.labels) {
+        filters.push("selector".to_owned());
+    }
+    if !c.dc.schedulable {
+        filters.push("unschedulable".to_owned());
+    }
+    if c.liveness == Liveness::Down {
+        filters.push("down".to_owned());
+    }
+    filters
 }
 
 /// The classes a unit needs (non-zero), in class order.
@@ -161,6 +189,16 @@ impl Slot<'_, '_, '_> {
                 }
             })
             .sum()
+    }
+
+    /// The classes in which not even one unit fits, as filter names.
+    fn short_classes(&self, needs: &Needs<'_>) -> Vec<String> {
+        needs
+            .iter()
+            .zip(self.avail.iter())
+            .filter(|((_, need), have)| *have < need)
+            .map(|((class, _), _)| format!("capacity:{class}"))
+            .collect()
     }
 
     /// Why not even one unit fits, class by class.
@@ -263,12 +301,20 @@ pub fn schedule_after(
         } else {
             0
         };
+        let mut filters = static_filters(cand, spec);
+        filters.extend(slot.short_classes(&needs));
         verdicts.push(Verdict {
             datacenter: cand.dc.id.clone(),
             units_that_fit: u32::try_from(fit).unwrap_or(u32::MAX),
             reasons,
+            filters,
         });
         slots.push(Slot { eligible, ..slot });
+    }
+
+    let mut rejected_by: BTreeMap<String, u32> = BTreeMap::new();
+    for filter in verdicts.iter().flat_map(|v| &v.filters) {
+        *rejected_by.entry(filter.clone()).or_default() += 1;
     }
 
     let mut done = 0u32;
@@ -352,6 +398,7 @@ pub fn schedule_after(
             verdicts,
             summary,
             last_datacenter: None,
+            rejected_by,
         };
     }
 
@@ -382,6 +429,7 @@ pub fn schedule_after(
         verdicts,
         summary,
         last_datacenter: last.map(|i| slots[i].cand.dc.id.clone()),
+        rejected_by,
     }
 }
 

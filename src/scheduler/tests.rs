@@ -426,3 +426,60 @@ fn over_commitment_is_placements_beyond_capacity_class_by_class() {
     assert_eq!(judge(&d, &held(9, 0)), vec![class("compute.vcpu")]);
     assert!(judge(&d, &held(8, 0)).is_empty());
 }
+
+#[test]
+fn explain_names_the_filter_that_keeps_each_datacenter_out_and_counts_them() {
+    // a fits; b is in another region; c is unschedulable and too small;
+    // d is down; e is too small in vCPU and has no GPU.
+    let mut dcs = vec![
+        dc("a", "eu", 16, 64),
+        dc("b", "us", 16, 64),
+        dc("c", "eu", 2, 64),
+        dc("d", "eu", 16, 64),
+        dc("e", "eu", 2, 64),
+    ];
+    dcs[2].schedulable = false;
+    let mut cands = alive(&dcs);
+    cands[3].liveness = Liveness::Down;
+    let mut s = spec(1, "compute.vcpu=4");
+    s.selector = Selector::parse("selector", "region=eu").unwrap();
+    let out = schedule(&cands, &s);
+    assert!(out.fits);
+    let filters = |id: &str| {
+        out.verdicts
+            .iter()
+            .find(|v| v.datacenter == id)
+            .unwrap()
+            .filters
+            .clone()
+    };
+    assert!(filters("a").is_empty());
+    assert_eq!(filters("b"), ["selector"]);
+    assert_eq!(filters("c"), ["unschedulable", "capacity:compute.vcpu"]);
+    assert_eq!(filters("d"), ["down"]);
+    assert_eq!(filters("e"), ["capacity:compute.vcpu"]);
+    let counts: Vec<(&str, u32)> = out
+        .rejected_by
+        .iter()
+        .map(|(f, n)| (f.as_str(), *n))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("capacity:compute.vcpu", 2),
+            ("down", 1),
+            ("selector", 1),
+            ("unschedulable", 1)
+        ]
+    );
+    let mut listed = s.clone();
+    listed.datacenters = vec!["a".into()];
+    let out = schedule(&cands, &listed);
+    assert_eq!(out.rejected_by.get("datacenters"), Some(&4));
+    // What does not fit counts the same way.
+    let mut big = s.clone();
+    big.count = 100;
+    let out = schedule(&cands, &big);
+    assert!(!out.fits);
+    assert_eq!(out.rejected_by.get("capacity:compute.vcpu"), Some(&2));
+}

@@ -440,6 +440,23 @@ impl Clients {
         .await
     }
 
+    /// Waits until datacenter `id` shows `total` of `class`: its report was
+    /// taken (reports are taken apart from heartbeats, in their own order).
+    pub async fn wait_total(&self, id: &str, class: &str, total: &str) -> v1::Datacenter {
+        let what = format!("{id} reports {total} {class}");
+        eventually(&what, || {
+            let mut api = self.clone();
+            async move {
+                api.dc(id).await.filter(|d| {
+                    d.capacity
+                        .iter()
+                        .any(|c| c.class == class && c.total == total)
+                })
+            }
+        })
+        .await
+    }
+
     /// Every claim, once none is still waiting for its agents to confirm:
     /// a snapshot that no agent result changes afterwards.
     pub async fn settled_claims(&self) -> Vec<v1::Claim> {

@@ -474,6 +474,7 @@ async fn an_agent_speaks_only_for_its_registered_datacenter() {
     }
     first.report(1, &[("compute.vcpu", 8, 8, Some(0))]).await;
     admin.wait_liveness("dc-h", v1::Liveness::Alive).await;
+    admin.wait_total("dc-h", "compute.vcpu", "8").await;
     admin.create_tenant("acme", &[]).await;
     admin.create_profile("one", &[("compute.vcpu", "1")]).await;
     let mut on_h = spec("acme", "one", 1);

@@ -47,7 +47,8 @@ async fn reservations_ratios_and_schedulable_shape_placement_and_survive_reports
     let agent = HandAgent::connect(manager.agent_channel("dc-s").await, "dc-s").await;
     agent.report(1, &[("compute.vcpu", 16, 16, Some(0))]).await;
     api.create_tenant("acme", &[]).await;
-    assert_eq!(available(&api.dc("dc-s").await.unwrap()), "16");
+    let dc = api.wait_total("dc-s", "compute.vcpu", "16").await;
+    assert_eq!(available(&dc), "16");
 
     let dc = api
         .infra
@@ -66,8 +67,7 @@ async fn reservations_ratios_and_schedulable_shape_placement_and_survive_reports
 
     // A report with a new total keeps what the operator set.
     agent.report(2, &[("compute.vcpu", 20, 20, Some(0))]).await;
-    let dc = api.dc("dc-s").await.unwrap();
-    assert_eq!(class(&dc, "compute.vcpu").total, "20");
+    let dc = api.wait_total("dc-s", "compute.vcpu", "20").await;
     assert_eq!(available(&dc), "32", "(20 - 4) x 2");
 
     // Unschedulable: nothing new lands, and explain says why.
@@ -92,11 +92,9 @@ async fn reservations_ratios_and_schedulable_shape_placement_and_survive_reports
         .await
         .expect_err("unschedulable");
     assert_eq!(err.code(), Code::ResourceExhausted, "{err}");
-    agent.report(3, &[("compute.vcpu", 20, 20, Some(0))]).await;
-    assert!(
-        !api.dc("dc-s").await.unwrap().schedulable,
-        "a report does not undo it"
-    );
+    agent.report(3, &[("compute.vcpu", 24, 24, Some(0))]).await;
+    let dc = api.wait_total("dc-s", "compute.vcpu", "24").await;
+    assert!(!dc.schedulable, "a report does not undo it");
     api.infra
         .update_datacenter(update("dc-s", &["schedulable"], |r| r.schedulable = true))
         .await
@@ -230,6 +228,9 @@ async fn theia_dc_update_sets_and_shows_the_operator_fields() {
     let manager = TestManager::start(dir.path()).await;
     let agent = HandAgent::connect(manager.agent_channel("dc-c").await, "dc-c").await;
     agent.report(1, &[("compute.vcpu", 8, 8, Some(0))]).await;
+    Clients::new(manager.channel().await)
+        .wait_total("dc-c", "compute.vcpu", "8")
+        .await;
     let addr = manager.addr.to_string();
     tokio::task::spawn_blocking(move || {
         let theia = bin_dir().join("theia");

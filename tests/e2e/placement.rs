@@ -298,6 +298,7 @@ async fn round_robin_claims_take_the_datacenters_in_turn_and_explain_agrees() {
     for dc in ["rr-a", "rr-b", "rr-c"] {
         let agent = HandAgent::connect(manager.agent_channel(dc).await, dc).await;
         agent.report(1, &[("compute.vcpu", 64, 64, Some(0))]).await;
+        api.wait_total(dc, "compute.vcpu", "64").await;
         agents.push(agent);
     }
     api.create_tenant("acme", &[]).await;

@@ -261,6 +261,13 @@ fn explain_view(e: &v1::ExplainClaimResponse) -> String {
             }),
         ));
     }
+    if !e.rejected_by.is_empty() {
+        let mut counts: Vec<(&String, &u32)> = e.rejected_by.iter().collect();
+        // Most datacenters first, then by name.
+        counts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        let listed: Vec<String> = counts.iter().map(|(f, n)| format!("{f} {n}")).collect();
+        out.push_str(&format!("\n\nruled out by: {}", listed.join(", ")));
+    }
     out
 }
 
@@ -315,13 +322,21 @@ mod tests {
                     datacenter: "a".into(),
                     units_that_fit: 1,
                     reasons: vec![],
+                    filters: vec![],
                 },
                 v1::DatacenterVerdict {
                     datacenter: "b".into(),
                     units_that_fit: 0,
                     reasons: vec!["down".into(), "compute.vcpu: 0 available".into()],
+                    filters: vec!["down".into(), "capacity:compute.vcpu".into()],
                 },
             ],
+            rejected_by: [
+                ("down".to_owned(), 1),
+                ("capacity:compute.vcpu".to_owned(), 1),
+                ("selector".to_owned(), 3),
+            ]
+            .into(),
         };
         let view = explain_view(&e);
         assert!(
@@ -331,6 +346,10 @@ mod tests {
         assert!(!view.contains("would place"), "{view}");
         let b = view.lines().find(|l| l.starts_with("b ")).unwrap();
         assert!(b.ends_with("down; compute.vcpu: 0 available"), "{b}");
+        assert!(
+            view.ends_with("ruled out by: selector 3, capacity:compute.vcpu 1, down 1"),
+            "{view}"
+        );
     }
 
     #[test]

@@ -362,9 +362,11 @@ impl ClaimService for Api {
                     datacenter: v.datacenter,
                     units_that_fit: v.units_that_fit,
                     reasons: v.reasons,
+                    filters: v.filters,
                 })
                 .collect(),
             summary,
+            rejected_by: outcome.rejected_by.into_iter().collect(),
         }))
     }
 }
