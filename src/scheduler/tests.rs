@@ -483,3 +483,12 @@ fn explain_names_the_filter_that_keeps_each_datacenter_out_and_counts_them() {
     assert!(!out.fits);
     assert_eq!(out.rejected_by.get("capacity:compute.vcpu"), Some(&2));
 }
+
+#[test]
+fn a_datacenter_with_exactly_one_unit_left_is_not_filtered_out() {
+    let dcs = [dc("a", "eu", 4, 64)];
+    let out = schedule(&alive(&dcs), &spec(1, "compute.vcpu=4"));
+    assert!(out.fits);
+    assert!(out.verdicts[0].filters.is_empty(), "{:?}", out.verdicts);
+    assert!(out.rejected_by.is_empty());
+}
