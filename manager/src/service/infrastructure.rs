@@ -108,6 +108,20 @@ fn dc_to_wire(api: &Api, c: &Candidate<'_>) -> v1::Datacenter {
     }
 }
 
+/// Datacenter `id` for the wire, as `books` and liveness show it now.
+fn datacenter_to_wire(
+    api: &Api,
+    books: &theia::state::Books,
+    id: &str,
+) -> Result<v1::Datacenter, ApiError> {
+    let cands = api.candidates(books);
+    let c = cands
+        .iter()
+        .find(|c| c.dc.id == id)
+        .ok_or_else(|| ApiError::not_found("datacenter", id, "id"))?;
+    Ok(dc_to_wire(api, c))
+}
+
 fn selector(text: &str) -> Result<Selector, ApiError> {
     Ok(Selector::parse("selector", text)?)
 }
@@ -143,12 +157,7 @@ impl InfrastructureService for Api {
         let id = req.into_inner().id;
         validate_name("id", &id).map_err(ApiError::from)?;
         let ledger = self.ledger.lock().await;
-        let cands = self.candidates(&ledger.books);
-        let c = cands
-            .iter()
-            .find(|c| c.dc.id == id)
-            .ok_or_else(|| ApiError::not_found("datacenter", &id, "id"))?;
-        Ok(Response::new(dc_to_wire(self, c)))
+        Ok(Response::new(datacenter_to_wire(self, &ledger.books, &id)?))
     }
 
     async fn get_logical_infrastructure(
@@ -196,14 +205,7 @@ impl InfrastructureService for Api {
             let dc = Datacenter::new(req.id.clone(), labels);
             ledger.put(|ts| Change::datacenter(ts, dc))
         });
-        let answer = {
-            let cands = self.candidates(&ledger.books);
-            let c = cands
-                .iter()
-                .find(|c| c.dc.id == req.id)
-                .ok_or_else(|| ApiError::not_found("datacenter", &req.id, "id"))?;
-            dc_to_wire(self, c)
-        };
+        let answer = datacenter_to_wire(self, &ledger.books, &req.id)?;
         drop(ledger);
         if let Some(durable) = durable {
             durable.wait().await.map_err(ApiError::from)?;
@@ -276,14 +278,7 @@ impl InfrastructureService for Api {
             key: req.id.clone(),
             register: Lww::new(ts, settings),
         });
-        let answer = {
-            let cands = self.candidates(&ledger.books);
-            let c = cands
-                .iter()
-                .find(|c| c.dc.id == req.id)
-                .ok_or_else(|| ApiError::not_found("datacenter", &req.id, "id"))?;
-            dc_to_wire(self, c)
-        };
+        let answer = datacenter_to_wire(self, &ledger.books, &req.id)?;
         drop(ledger);
         durable.wait().await.map_err(ApiError::from)?;
         tracing::info!(datacenter = %req.id, fields = ?paths, "datacenter settings updated");
