@@ -40,6 +40,7 @@ fn spec(count: u32, strategy: Strategy) -> ClaimSpec {
         distinct_datacenters: false,
         max_per_datacenter: 0,
         strategy,
+        timing: Default::default(),
     }
 }
 

@@ -417,13 +417,17 @@ pub enum ClaimCommand {
         /// Print only the claim id (with --output json, the claim as usual).
         #[arg(short, long)]
         quiet: bool,
+        /// Wait until every agent applied the claim (for a claim that starts
+        /// later, until it started and was applied), with a progress line.
+        #[arg(long)]
+        wait: bool,
     },
     /// List live claims.
     List {
         /// Only this tenant's claims.
         #[arg(long, value_name = "TENANT")]
         tenant: Option<String>,
-        /// Include released claims.
+        /// Include released and expired claims.
         #[arg(long)]
         all: bool,
     },
@@ -472,6 +476,16 @@ pub struct ClaimSpecArgs {
     /// How to rank datacenters [default: binpack].
     #[arg(long, value_enum, value_name = "STRATEGY")]
     pub strategy: Option<StrategyArg>,
+    /// When the claim starts holding [default: now]: RFC 3339 like
+    /// 2026-12-01T00:00Z, a date, or +LENGTH from now like +2h.
+    #[arg(long, value_name = "TIME", value_parser = crate::when::parse_instant)]
+    pub start: Option<u64>,
+    /// When it stops holding [default: when released]; same forms as --start.
+    #[arg(long, value_name = "TIME", value_parser = crate::when::parse_instant, conflicts_with = "duration")]
+    pub end: Option<u64>,
+    /// How long it holds from its start, like 90m, 12h or 7d; instead of --end.
+    #[arg(long, value_name = "LENGTH", value_parser = crate::when::parse_length)]
+    pub duration: Option<u64>,
 }
 
 /// A unit is a profile or explicit resources, exactly one of them.
@@ -528,8 +542,16 @@ impl ClaimSpecArgs {
             strategy: self
                 .strategy
                 .map_or(v1::Strategy::Unspecified, v1::Strategy::from) as i32,
+            start_unix_ms: wire_ms(self.start),
+            end_unix_ms: wire_ms(self.end),
+            duration_ms: wire_ms(self.duration),
         }
     }
+}
+
+/// Unix ms (or a length in ms) for the wire, where 0 means unset.
+fn wire_ms(ms: Option<u64>) -> i64 {
+    ms.map_or(0, |ms| i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
 /// `theia config ...`.
@@ -584,6 +606,7 @@ mod tests {
                 spec,
                 request_id,
                 quiet,
+                ..
             }) => (spec.to_wire(request_id.as_deref()), quiet),
             Command::Claim(ClaimCommand::Explain { spec }) => (spec.to_wire(None), false),
             other => panic!("unexpected command {other:?}"),

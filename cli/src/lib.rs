@@ -13,6 +13,7 @@ mod commands;
 pub mod error;
 mod json;
 mod output;
+mod when;
 mod wire;
 
 use theia::config::{LoadOptions, load};

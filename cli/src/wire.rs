@@ -16,9 +16,11 @@ pub fn liveness_name(value: i32) -> &'static str {
     }
 }
 
-/// A claim's state: `placed`, `active` or `released`.
+/// A claim's state: `pending`, `placed`, `active`, `released` or `expired`.
 pub fn state_name(value: i32) -> &'static str {
     match v1::ClaimState::try_from(value) {
+        Ok(v1::ClaimState::Pending) => "pending",
+        Ok(v1::ClaimState::Expired) => "expired",
         Ok(v1::ClaimState::Placed) => "placed",
         Ok(v1::ClaimState::Active) => "active",
         Ok(v1::ClaimState::Released) => "released",
@@ -84,7 +86,8 @@ pub fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
 }
 
-fn now_ms() -> i64 {
+/// The wall clock in Unix ms.
+pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -100,7 +103,11 @@ fn age_at(unix_ms: i64, now_ms: i64) -> String {
     if unix_ms <= 0 {
         return "never".to_owned();
     }
-    let secs = (now_ms - unix_ms).max(0) / 1000;
+    span((now_ms - unix_ms).max(0) / 1000)
+}
+
+/// A number of seconds, short: `42s`, `10m`, `3h`, `3d`.
+pub fn span(secs: i64) -> String {
     match secs {
         s if s < 120 => format!("{s}s"),
         s if s < 2 * 3600 => format!("{}m", s / 60),
@@ -124,7 +131,9 @@ mod tests {
         );
         assert_eq!(strategy_name(0), "binpack");
         assert_eq!(liveness_name(42), "unknown");
-        assert_eq!(state_name(1), "unknown");
+        assert_eq!(state_name(1), "pending");
+        assert_eq!(state_name(5), "expired");
+        assert_eq!(state_name(42), "unknown");
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use theia::api::{claim_to_wire, v1};
-use theia::model::{Claim, Placement};
+use theia::model::{Claim, Placement, Window};
 use theia::scheduler::{Candidate, Liveness};
 use theia::state::Books;
 use tokio::sync::{Mutex, watch};
@@ -12,7 +12,7 @@ use tokio::sync::{Mutex, watch};
 use crate::ManagerConfig;
 use crate::access::DirectoryCell;
 use crate::agents::Agents;
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, wall_ms};
 use crate::store::Store;
 
 /// The manager's shared state.
@@ -110,9 +110,10 @@ impl App {
     }
 
     /// The datacenters holding part of `claim` that are down, whose agent
-    /// could not apply their part, or that are over-committed.
-    pub fn at_risk(&self, books: &Books, claim: &Claim) -> Vec<String> {
-        if !claim.state.holds_capacity() {
+    /// could not apply their part, or that are over-committed at some
+    /// instant from `now` on.
+    pub fn at_risk(&self, books: &Books, claim: &Claim, now: u64) -> Vec<String> {
+        if !claim.state_at(now).holds_capacity() {
             return Vec::new();
         }
         let over_committed = |id: &str| {
@@ -122,7 +123,7 @@ impl App {
                     liveness: Liveness::Alive,
                     usage: books.index().datacenter(id),
                 };
-                !here.over_committed().is_empty()
+                !here.over_committed(now).is_empty()
             })
         };
         claim
@@ -137,27 +138,36 @@ impl App {
             .collect()
     }
 
-    /// Schedules `spec` on `books` as this manager decides now: round-robin
-    /// claims continue the rotation. Nothing is changed; `placed` says
-    /// whether the outcome is taken (and the rotation moves on).
+    /// Schedules `spec` over `window` on `books` as this manager decides
+    /// at `now`: round-robin claims continue the rotation. Nothing is
+    /// changed; `placed` says whether the outcome is taken (and the
+    /// rotation moves on).
     pub fn schedule(
         &self,
         books: &Books,
         spec: &theia::model::ClaimSpec,
         placed: bool,
+        window: Window,
+        now: u64,
     ) -> theia::scheduler::Outcome {
         let mut rotation = self.rotation.lock().unwrap_or_else(|e| e.into_inner());
-        let outcome =
-            theia::scheduler::schedule_after(&self.candidates(books), spec, rotation.as_deref());
+        let outcome = theia::scheduler::schedule_after(
+            &self.candidates(books),
+            spec,
+            rotation.as_deref(),
+            window,
+            now,
+        );
         if placed && outcome.fits && spec.strategy == theia::model::Strategy::RoundRobin {
             rotation.clone_from(&outcome.last_datacenter);
         }
         outcome
     }
 
-    /// A claim for the wire, with its risk judged now on `books`.
+    /// A claim for the wire, with its state and risk judged now on `books`.
     pub fn claim_to_wire(&self, books: &Books, claim: &Claim) -> v1::Claim {
-        claim_to_wire(claim, self.at_risk(books, claim))
+        let now = wall_ms();
+        claim_to_wire(claim, self.at_risk(books, claim, now), now)
     }
 }
 
@@ -170,12 +180,47 @@ pub fn assignment(claim: &Claim, placement: &Placement) -> v1::Assignment {
     }
 }
 
-/// What an agent for `dc` should hold: every live claim placed there.
-pub fn desired_state(books: &Books, dc: &str) -> v1::DesiredState {
+/// Tells each datacenter of `claim` to assign its part.
+pub fn assign_effects(claim: &Claim) -> Vec<(String, v1::ManagerMessage)> {
+    claim
+        .placements
+        .iter()
+        .map(|p| {
+            let assign = v1::manager_message::Body::Assign(assignment(claim, p));
+            (
+                p.datacenter.clone(),
+                v1::ManagerMessage { body: Some(assign) },
+            )
+        })
+        .collect()
+}
+
+/// Tells each datacenter of `claim` to take its part back.
+pub fn release_effects(claim: &Claim) -> Vec<(String, v1::ManagerMessage)> {
+    claim
+        .placements
+        .iter()
+        .map(|p| {
+            let release = v1::manager_message::Body::Release(v1::Release {
+                claim_id: claim.id.clone(),
+            });
+            (
+                p.datacenter.clone(),
+                v1::ManagerMessage {
+                    body: Some(release),
+                },
+            )
+        })
+        .collect()
+}
+
+/// What an agent for `dc` should hold at `now`: every live claim placed
+/// there whose window holds then.
+pub fn desired_state(books: &Books, dc: &str, now: u64) -> v1::DesiredState {
     let assignments = books
         .claims()
         .values()
-        .filter(|c| c.state.holds_capacity())
+        .filter(|c| c.in_force_at(now))
         .filter_map(|c| c.placed_in(dc).map(|p| assignment(c, p)))
         .collect();
     v1::DesiredState { assignments }

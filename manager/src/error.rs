@@ -39,8 +39,8 @@ impl ApiError {
     }
 }
 
-impl From<QuotaExceeded> for ApiError {
-    fn from(e: QuotaExceeded) -> Self {
+impl From<Box<QuotaExceeded>> for ApiError {
+    fn from(e: Box<QuotaExceeded>) -> Self {
         Self::Exhausted(e.to_string())
     }
 }

@@ -271,13 +271,16 @@ impl Ledger {
     }
 
     /// Merges a change another manager wrote, as the feed brought it, and
-    /// says what this manager's agents must hear of it. A change stamped
-    /// too far ahead of this clock is refused.
+    /// says what this manager's agents must hear of it: a new claim in
+    /// force now is assigned (one that starts later, when it starts), an
+    /// ended one released. A change stamped too far ahead of this clock is
+    /// refused.
     pub fn merge_remote(
         &mut self,
         change: &Change,
     ) -> Result<Vec<(String, ManagerMessage)>, ClockError> {
-        admit(&mut self.clock, change, wall_ms(), true)?;
+        let now = wall_ms();
+        admit(&mut self.clock, change, now, true)?;
         let id = change.claim_id().map(str::to_owned);
         let held_before = id
             .as_ref()
@@ -289,6 +292,9 @@ impl Ledger {
             return Ok(Vec::new());
         };
         let holds = claim.state.holds_capacity();
+        if holds && !claim.window.contains(now) {
+            return Ok(Vec::new());
+        }
         let effects = claim
             .placements
             .iter()

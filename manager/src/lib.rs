@@ -16,6 +16,7 @@ mod listener;
 mod monitor;
 mod service;
 mod store;
+mod timekeeper;
 mod writer;
 
 use std::future::Future;
@@ -216,6 +217,7 @@ impl Manager {
         tasks.spawn(monitor::liveness(app.clone()));
         tasks.spawn(monitor::sync(app.clone()));
         tasks.spawn(monitor::housekeeping(app.clone()));
+        tasks.spawn(crate::timekeeper::run(app.clone()));
         if app.store.shared() {
             tasks.spawn(crate::cluster::feed(app.clone()));
             tasks.spawn(crate::cluster::exchange(app.clone()));

@@ -26,7 +26,7 @@ pub async fn liveness(app: Arc<App>) {
                 .books
                 .claims()
                 .values()
-                .filter(|c| c.state.holds_capacity() && c.placed_in(id).is_some())
+                .filter(|c| c.in_force_at(crate::ledger::wall_ms()) && c.placed_in(id).is_some())
                 .count();
             match now {
                 Liveness::Down => {

@@ -5,8 +5,25 @@ use std::collections::HashMap;
 use super::v1;
 use crate::model::{
     Claim, ClaimSpec, ClaimState, FieldError, Labels, Placement, Profile, Resources, Selector,
-    Strategy, Tenant,
+    Strategy, Tenant, Timing,
 };
+
+/// An optional instant or length in ms from the wire: 0 means unset, and a
+/// negative one is refused.
+fn optional_ms(field: &str, value: i64) -> Result<Option<u64>, FieldError> {
+    match u64::try_from(value) {
+        Ok(0) => Ok(None),
+        Ok(ms) => Ok(Some(ms)),
+        Err(_) => Err(FieldError::new(
+            field,
+            format!("{value} is negative; give Unix milliseconds, or 0 for none"),
+        )),
+    }
+}
+
+fn ms_to_wire(ms: Option<u64>) -> i64 {
+    ms.map_or(0, |ms| i64::try_from(ms).unwrap_or(i64::MAX))
+}
 
 fn resources(field: &str, map: &HashMap<String, String>) -> Result<Resources, FieldError> {
     Resources::parse_map(field, map.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -117,6 +134,11 @@ pub fn claim_spec_from_wire(s: v1::ClaimSpec) -> Result<ClaimSpec, FieldError> {
         distinct_datacenters: s.distinct_datacenters,
         max_per_datacenter: s.max_per_datacenter,
         strategy: strategy_from_wire(s.strategy)?,
+        timing: Timing {
+            start_ms: optional_ms("start_unix_ms", s.start_unix_ms)?,
+            end_ms: optional_ms("end_unix_ms", s.end_unix_ms)?,
+            duration_ms: optional_ms("duration_ms", s.duration_ms)?,
+        },
     })
 }
 
@@ -137,6 +159,9 @@ pub fn claim_spec_to_wire(s: &ClaimSpec) -> v1::ClaimSpec {
         distinct_datacenters: s.distinct_datacenters,
         max_per_datacenter: s.max_per_datacenter,
         strategy: strategy_to_wire(s.strategy),
+        start_unix_ms: ms_to_wire(s.timing.start_ms),
+        end_unix_ms: ms_to_wire(s.timing.end_ms),
+        duration_ms: ms_to_wire(s.timing.duration_ms),
     }
 }
 
@@ -153,19 +178,23 @@ pub fn placement_to_wire(p: &Placement) -> v1::Placement {
 
 fn state_to_wire(s: ClaimState) -> i32 {
     match s {
+        ClaimState::Pending => v1::ClaimState::Pending as i32,
         ClaimState::Placed => v1::ClaimState::Placed as i32,
         ClaimState::Active => v1::ClaimState::Active as i32,
         ClaimState::Released => v1::ClaimState::Released as i32,
+        ClaimState::Expired => v1::ClaimState::Expired as i32,
     }
 }
 
-/// A claim for the wire; `at_risk` lists its datacenters that are down or
-/// could not apply their part.
-pub fn claim_to_wire(c: &Claim, at_risk: Vec<String>) -> v1::Claim {
+/// A claim for the wire in its state at `now`; `at_risk` lists its
+/// datacenters that are down or could not apply their part.
+pub fn claim_to_wire(c: &Claim, at_risk: Vec<String>, now: u64) -> v1::Claim {
     v1::Claim {
         id: c.id.clone(),
         spec: Some(claim_spec_to_wire(&c.spec)),
-        state: state_to_wire(c.state),
+        state: state_to_wire(c.state_at(now)),
+        start_unix_ms: ms_to_wire(Some(c.window.start)),
+        end_unix_ms: ms_to_wire(c.window.end),
         placements: c.placements.iter().map(placement_to_wire).collect(),
         at_risk: !at_risk.is_empty(),
         at_risk_datacenters: at_risk,
@@ -220,6 +249,42 @@ mod tests {
         let mut s = wire_spec();
         s.selector = "=x".into();
         assert_eq!(claim_spec_from_wire(s).unwrap_err().field, "selector");
+        for field in ["start_unix_ms", "end_unix_ms", "duration_ms"] {
+            let mut s = wire_spec();
+            match field {
+                "start_unix_ms" => s.start_unix_ms = -1,
+                "end_unix_ms" => s.end_unix_ms = -1,
+                _ => s.duration_ms = -1,
+            }
+            assert_eq!(claim_spec_from_wire(s).unwrap_err().field, field);
+        }
+    }
+
+    #[test]
+    fn timing_round_trips_and_zero_means_unset() {
+        let mut s = wire_spec();
+        s.start_unix_ms = 1_000;
+        s.duration_ms = 500;
+        let spec = claim_spec_from_wire(s).unwrap();
+        assert_eq!(
+            spec.timing,
+            Timing {
+                start_ms: Some(1_000),
+                end_ms: None,
+                duration_ms: Some(500)
+            }
+        );
+        let back = claim_spec_to_wire(&spec);
+        assert_eq!(
+            (back.start_unix_ms, back.end_unix_ms, back.duration_ms),
+            (1_000, 0, 500)
+        );
+        assert!(
+            claim_spec_from_wire(wire_spec())
+                .unwrap()
+                .timing
+                .is_default()
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod objects;
 mod quantity;
 mod report;
 mod resources;
+mod window;
 
 pub use error::{FieldError, quoted};
 pub use labels::{Labels, Selector, validate_labels};
@@ -21,3 +22,4 @@ pub use objects::{
 pub use quantity::{QuantityError, format_quantity, format_quantity_short, parse_quantity};
 pub use report::{CheckedReport, ReportedClass, check_report};
 pub use resources::{Family, ResourceClass, Resources, UnitKind, WELL_KNOWN_CLASSES};
+pub use window::{MAX_WINDOW_MS, Timing, Window, format_instant};

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    FieldError, Labels, ResourceClass, Resources, Selector, validate_labels, validate_name,
-    validate_request_id,
+    FieldError, Labels, ResourceClass, Resources, Selector, Timing, Window, validate_labels,
+    validate_name, validate_request_id,
 };
 
 /// The most units one claim may ask for.
@@ -295,6 +295,9 @@ pub struct ClaimSpec {
     pub max_per_datacenter: u32,
     /// How to rank datacenters.
     pub strategy: Strategy,
+    /// When it should hold; by default from now until released.
+    #[serde(default, skip_serializing_if = "Timing::is_default")]
+    pub timing: Timing,
 }
 
 impl ClaimSpec {
@@ -338,7 +341,7 @@ impl ClaimSpec {
         for (i, dc) in self.datacenters.iter().enumerate() {
             validate_name(&format!("datacenters[{i}]"), dc)?;
         }
-        Ok(())
+        self.timing.validate()
     }
 
     /// What all units hold together.
@@ -351,18 +354,39 @@ impl ClaimSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ClaimState {
+    /// Accepted and placed; its window has not started (shown only: the
+    /// books keep such a claim as placed, and time tells them apart).
+    Pending,
     /// Placed; not every agent has confirmed yet.
     Placed,
     /// Every agent confirmed.
     Active,
     /// Given back.
     Released,
+    /// Its window ended.
+    Expired,
 }
 
 impl ClaimState {
-    /// Whether the claim holds capacity.
+    /// Whether the claim holds capacity (at some instant of its window).
     pub fn holds_capacity(self) -> bool {
-        matches!(self, Self::Placed | Self::Active)
+        matches!(self, Self::Pending | Self::Placed | Self::Active)
+    }
+
+    /// Whether it has ended: released or expired.
+    pub fn ended(self) -> bool {
+        matches!(self, Self::Released | Self::Expired)
+    }
+
+    /// Lower-case name, as printed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Placed => "placed",
+            Self::Active => "active",
+            Self::Released => "released",
+            Self::Expired => "expired",
+        }
     }
 }
 
@@ -397,12 +421,39 @@ pub struct Claim {
     pub created_ms: u64,
     /// When it last changed, Unix ms.
     pub updated_ms: u64,
+    /// When it holds capacity, as resolved when it was placed (claims from
+    /// before windows: from the start of time until released).
+    #[serde(default = "Window::always")]
+    pub window: Window,
 }
 
 impl Claim {
     /// Whether it has a placement in `dc`.
     pub fn placed_in(&self, dc: &str) -> Option<&Placement> {
         self.placements.iter().find(|p| p.datacenter == dc)
+    }
+
+    /// Whether its window started when it was made: it holds from then on,
+    /// and no decision is made for an earlier instant.
+    pub fn starts_when_made(&self) -> bool {
+        self.window.start <= self.created_ms
+    }
+
+    /// Its state at `now`: a live claim whose window has not started is
+    /// pending, one whose window is over is expired (before any manager
+    /// wrote so).
+    pub fn state_at(&self, now: u64) -> ClaimState {
+        match self.state {
+            s if !s.holds_capacity() => s,
+            _ if self.window.ended_by(now) => ClaimState::Expired,
+            _ if now < self.window.start => ClaimState::Pending,
+            s => s,
+        }
+    }
+
+    /// Whether its agents should hold it at `now`: live, and inside its window.
+    pub fn in_force_at(&self, now: u64) -> bool {
+        self.state.holds_capacity() && self.window.contains(now)
     }
 }
 
@@ -422,6 +473,7 @@ mod tests {
             distinct_datacenters: false,
             max_per_datacenter: 0,
             strategy: Strategy::Binpack,
+            timing: Default::default(),
         }
     }
 

@@ -1,9 +1,11 @@
-//! The scheduler: a pure function from (datacenters, their usage, a claim)
-//! to a placement, or to an explanation of why there is none.
+//! The scheduler: a pure function from (datacenters, their usage over
+//! time, a claim and its window) to a placement, or to an explanation of
+//! why there is none.
 //!
 //! For each unit it filters datacenters (schedulable, not down, label
 //! selector, explicit list, `max_per_datacenter`, distinct datacenters),
-//! checks capacity in every class the unit needs, then ranks what is left
+//! checks capacity in every class the unit needs at every instant of the
+//! claim's window (against the peak of what is held then), then ranks what is left
 //! (`binpack`: most allocated first, `spread`: least allocated first), ties
 //! broken by datacenter id; `round-robin` takes the next datacenter in id
 //! order after a rotation point the caller keeps. A claim is placed whole
@@ -11,15 +13,19 @@
 
 mod liveness;
 mod quota;
+mod timeline;
 mod usage;
 
 pub use liveness::{Liveness, LivenessPolicy};
 pub use quota::{QuotaExceeded, check_quota};
+pub use timeline::{Peak, Timeline};
 pub use usage::{DatacenterUsage, tenant_usage, usage_by_datacenter};
 
 use std::collections::BTreeMap;
 
-use crate::model::{ClaimSpec, Datacenter, Inventory, Placement, ResourceClass, Strategy};
+use crate::model::{
+    ClaimSpec, Datacenter, Inventory, Placement, ResourceClass, Strategy, Window, format_instant,
+};
 
 /// A datacenter as the scheduler sees it.
 #[derive(Debug, Clone)]
@@ -28,7 +34,7 @@ pub struct Candidate<'a> {
     pub dc: &'a Datacenter,
     /// Whether its agent is heard from.
     pub liveness: Liveness,
-    /// theia's placements there now (borrowed from the books' index:
+    /// theia's placements there over time (borrowed from the books' index:
     /// building candidates copies nothing).
     pub usage: &'a DatacenterUsage,
 }
@@ -44,15 +50,17 @@ pub fn available(inv: &Inventory, allocated: u64, applied: u64) -> u64 {
 }
 
 impl Candidate<'_> {
-    /// What theia may still place here, per class.
-    pub fn available(&self, class: &ResourceClass) -> u64 {
-        self.dc.inventory.get(class).map_or(0, |inv| {
-            available(
-                inv,
-                self.usage.allocated.get(class),
-                self.usage.applied.get(class),
-            )
-        })
+    /// What theia may still place here in `class` at every instant of
+    /// `window`, and the instant where the least is left.
+    pub fn available_over(&self, class: &ResourceClass, window: Window) -> Peak {
+        let peak = self.usage.allocated.peak(class, window);
+        let left = self.dc.inventory.get(class).map_or(0, |inv| {
+            available(inv, peak.amount, self.usage.applied.get(class))
+        });
+        Peak {
+            amount: left,
+            at: peak.at,
+        }
     }
 
     /// How much of `class` theia can hold here at all.
@@ -61,11 +69,13 @@ impl Candidate<'_> {
     }
 
     /// The classes where theia's placements hold more than the datacenter
-    /// can give (its totals dropped, or an operator reserved more): shown,
-    /// never hidden, and the claims there are at risk.
-    pub fn over_committed(&self) -> Vec<ResourceClass> {
+    /// can give at some instant from `now` on (its totals dropped, or an
+    /// operator reserved more): shown, never hidden, and the claims there
+    /// are at risk.
+    pub fn over_committed(&self, now: u64) -> Vec<ResourceClass> {
         self.usage
             .allocated
+            .peaks(Window::from(now))
             .iter()
             .filter(|(class, held)| *held > self.capacity(class))
             .map(|(class, _)| class.clone())
@@ -155,9 +165,12 @@ struct Slot<'c, 'd, 'v> {
     cand: &'c Candidate<'d>,
     /// Whether nothing but capacity stands in the way.
     eligible: bool,
-    /// Still placeable, per needed class (a window into one vector shared
-    /// by every slot: a claim over many datacenters allocates once).
+    /// Still placeable at every instant of the window, per needed class
+    /// (a window into one vector shared by every slot: a claim over many
+    /// datacenters allocates once).
     avail: &'v mut [u64],
+    /// Per needed class, the instant at which the least is left.
+    tight: &'v [u64],
     /// Total capacity, per needed class.
     cap: &'v [u64],
     /// Units of this claim placed here so far.
@@ -201,16 +214,22 @@ impl Slot<'_, '_, '_> {
             .collect()
     }
 
-    /// Why not even one unit fits, class by class.
-    fn shortfalls(&self, needs: &Needs<'_>) -> Vec<String> {
+    /// Why not even one unit fits, class by class; for a claim that starts
+    /// later, the instant where the least is left.
+    fn shortfalls(&self, needs: &Needs<'_>, window: Window, now: u64) -> Vec<String> {
         needs
             .iter()
-            .zip(self.avail.iter())
-            .filter(|((_, need), have)| *have < need)
-            .map(|((class, need), have)| {
+            .zip(self.avail.iter().zip(self.tight))
+            .filter(|((_, need), (have, _))| *have < need)
+            .map(|((class, need), (have, at))| {
                 if self.cand.dc.inventory.contains_key(*class) {
+                    let when = if window.start > now || *at > window.start {
+                        format!(" at {}", format_instant(*at))
+                    } else {
+                        String::new()
+                    };
                     format!(
-                        "{class}: a unit needs {}, {} available",
+                        "{class}: a unit needs {}, {} available{when}",
                         class.format_short(*need),
                         class.format_short(*have)
                     )
@@ -241,10 +260,10 @@ fn plural(n: u64, word: &str) -> String {
     }
 }
 
-/// Places `spec` on `candidates`, whole or not at all; a round-robin claim
-/// starts after the first datacenter.
+/// Places `spec` on `candidates` from now until released, whole or not at
+/// all; a round-robin claim starts after the first datacenter.
 pub fn schedule(candidates: &[Candidate<'_>], spec: &ClaimSpec) -> Outcome {
-    schedule_after(candidates, spec, None)
+    schedule_after(candidates, spec, None, Window::always(), 0)
 }
 
 /// The next slot at or after `from`, in a ring of `n`, that `takes`.
@@ -252,13 +271,16 @@ fn next_in_turn(n: usize, from: usize, takes: impl Fn(usize) -> bool) -> Option<
     (0..n).map(|k| (from + k) % n).find(|i| takes(*i))
 }
 
-/// Places `spec` on `candidates`, whole or not at all; a round-robin claim
-/// gives its first unit to the first datacenter in id order after
-/// `rotation` (the `last_datacenter` of the previous one).
+/// Places `spec` on `candidates` over `window` (decided at `now`), whole
+/// or not at all; a round-robin claim gives its first unit to the first
+/// datacenter in id order after `rotation` (the `last_datacenter` of the
+/// previous one).
 pub fn schedule_after(
     candidates: &[Candidate<'_>],
     spec: &ClaimSpec,
     rotation: Option<&str>,
+    window: Window,
+    now: u64,
 ) -> Outcome {
     let mut cands: Vec<&Candidate<'_>> = candidates.iter().collect();
     cands.sort_by(|a, b| a.dc.id.cmp(&b.dc.id));
@@ -273,29 +295,36 @@ pub fn schedule_after(
     let mut slots: Vec<Slot<'_, '_, '_>> = Vec::with_capacity(cands.len());
     let width = needs.len();
     let mut avail = Vec::with_capacity(cands.len() * width);
+    let mut tight = Vec::with_capacity(cands.len() * width);
     let mut cap = Vec::with_capacity(cands.len() * width);
     for cand in &cands {
         for (class, _) in &needs {
-            avail.push(cand.available(class));
+            let left = cand.available_over(class, window);
+            avail.push(left.amount);
+            tight.push(left.at);
             cap.push(cand.capacity(class));
         }
     }
     let (mut avail_rest, mut cap_rest): (&mut [u64], &[u64]) = (&mut avail, &cap);
+    let mut tight_rest: &[u64] = &tight;
     for cand in &cands {
         let (avail, rest) = std::mem::take(&mut avail_rest).split_at_mut(width);
         avail_rest = rest;
         let (cap, rest) = cap_rest.split_at(width);
         cap_rest = rest;
+        let (tight, rest) = tight_rest.split_at(width);
+        tight_rest = rest;
         let slot = Slot {
             cand,
             eligible: false,
             avail,
+            tight,
             cap,
             placed: 0,
         };
         let mut reasons = static_reasons(cand, spec, &mismatch);
         let eligible = reasons.is_empty();
-        reasons.extend(slot.shortfalls(&needs));
+        reasons.extend(slot.shortfalls(&needs, window, now));
         let fit = if reasons.is_empty() {
             slot.fit_count(&needs).min(per_dc_limit)
         } else {
@@ -376,7 +405,7 @@ pub fn schedule_after(
                 )]
             } else {
                 let after = plural(slot.placed, "unit");
-                slot.shortfalls(&needs)
+                slot.shortfalls(&needs, window, now)
                     .into_iter()
                     .map(|r| format!("after {after}: {r}"))
                     .collect()

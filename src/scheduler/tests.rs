@@ -1,7 +1,7 @@
 use proptest::prelude::{Strategy as Gen, any, prop, prop_assert, prop_assert_eq, proptest};
 
 use super::*;
-use crate::model::{Claim, ClaimState, Labels, Resources, Selector, Strategy};
+use crate::model::{Claim, ClaimState, Labels, Resources, Selector, Strategy, Window};
 
 fn class(s: &str) -> ResourceClass {
     ResourceClass::parse(s).unwrap()
@@ -32,6 +32,7 @@ fn spec(count: u32, unit: &str) -> ClaimSpec {
         distinct_datacenters: false,
         max_per_datacenter: 0,
         strategy: Strategy::Binpack,
+        timing: Default::default(),
     }
 }
 
@@ -43,6 +44,13 @@ fn alive(dcs: &[Datacenter]) -> Vec<Candidate<'_>> {
             usage: DatacenterUsage::none(),
         })
         .collect()
+}
+
+/// Makes `usage` hold `amount` of `name` from the start of time on.
+fn hold(usage: &mut DatacenterUsage, name: &str, amount: u64) {
+    let mut r = Resources::new();
+    r.set(class(name), amount);
+    usage.allocated.add(Window::always(), true, &r);
 }
 
 fn units_in(out: &Outcome, id: &str) -> u32 {
@@ -85,7 +93,7 @@ fn round_robin_rotates_between_successive_claims_and_skips_what_cannot_take_a_un
     let mut rotation: Option<String> = None;
     let mut went = Vec::new();
     for _ in 0..4 {
-        let out = schedule_after(&cands, &one, rotation.as_deref());
+        let out = schedule_after(&cands, &one, rotation.as_deref(), Window::always(), 0);
         assert!(out.fits, "{}", out.summary);
         assert_eq!(out.placements.len(), 1);
         let to = out.placements[0].datacenter.clone();
@@ -103,7 +111,7 @@ fn round_robin_rotates_between_successive_claims_and_skips_what_cannot_take_a_un
     // rotation point; d takes one unit only (its capacity).
     let mut five = one.clone();
     five.count = 5;
-    let out = schedule_after(&cands, &five, Some("a"));
+    let out = schedule_after(&cands, &five, Some("a"), Window::always(), 0);
     assert!(out.fits, "{}", out.summary);
     let units: Vec<u32> = ["a", "b", "c", "d"]
         .iter()
@@ -113,19 +121,19 @@ fn round_robin_rotates_between_successive_claims_and_skips_what_cannot_take_a_un
     // The turn went b, d, a, b, a (c cannot take any, d is full after one).
     assert_eq!(out.last_datacenter.as_deref(), Some("a"));
     // A rotation point past the last id wraps to the first.
-    let out = schedule_after(&cands, &one, Some("zz"));
+    let out = schedule_after(&cands, &one, Some("zz"), Window::always(), 0);
     assert_eq!(out.placements[0].datacenter, "a");
     // Binpack and spread ignore the rotation.
     let mut packed = one.clone();
     packed.strategy = Strategy::Binpack;
     assert_eq!(
-        schedule_after(&cands, &packed, Some("a")).placements[0].datacenter,
+        schedule_after(&cands, &packed, Some("a"), Window::always(), 0).placements[0].datacenter,
         "a"
     );
     // What does not fit says so, with no rotation point.
     let mut too_many = one.clone();
     too_many.count = 100;
-    let out = schedule_after(&cands, &too_many, None);
+    let out = schedule_after(&cands, &too_many, None, Window::always(), 0);
     assert!(!out.fits && out.last_datacenter.is_none());
 }
 
@@ -324,7 +332,7 @@ proptest! {
             .map(|(dc, u)| {
                 let mut usage = DatacenterUsage::default();
                 let cap = dc.inventory[&class("compute.vcpu")].capacity();
-                usage.allocated.set(class("compute.vcpu"), (*u).min(cap));
+                hold(&mut usage, "compute.vcpu", (*u).min(cap));
                 usage
             })
             .collect();
@@ -339,7 +347,7 @@ proptest! {
         for p in &out.placements {
             let c = cands.iter().find(|c| c.dc.id == p.datacenter).unwrap();
             for (cls, amount) in p.resources.iter() {
-                prop_assert!(amount <= c.available(cls), "{} over capacity in {}", p.datacenter, cls);
+                prop_assert!(amount <= c.available_over(cls, Window::always()).amount, "{} over capacity in {}", p.datacenter, cls);
             }
             prop_assert!(c.dc.schedulable && spec.selector.matches(&c.dc.labels));
             if spec.distinct_datacenters { prop_assert_eq!(p.units, 1); }
@@ -362,14 +370,14 @@ proptest! {
             }).collect();
             let out = schedule(&cands, &spec);
             if out.fits {
-                claims.push(Claim { id: format!("c{i}"), spec: spec.clone(), state: ClaimState::Placed, placements: out.placements, created_ms: 0, updated_ms: 0 });
+                claims.push(Claim { id: format!("c{i}"), spec: spec.clone(), state: ClaimState::Placed, placements: out.placements, created_ms: 0, updated_ms: 0, window: Window::always() });
             }
         }
         let usage = usage_by_datacenter(&claims);
         for dc in &dcs {
             let Some(u) = usage.get(&dc.id) else { continue };
             for (cls, inv) in &dc.inventory {
-                prop_assert!(u.allocated.get(cls) <= available(inv, 0, 0), "{} over capacity in {}", dc.id, cls);
+                prop_assert!(u.allocated.peak(cls, Window::always()).amount <= available(inv, 0, 0), "{} over capacity in {}", dc.id, cls);
             }
         }
     }
@@ -384,6 +392,7 @@ fn tenant_usage_counts_only_live_claims() {
         placements: vec![],
         created_ms: 0,
         updated_ms: 0,
+        window: crate::model::Window::always(),
     };
     let claims = [
         mk(ClaimState::Placed),
@@ -391,7 +400,7 @@ fn tenant_usage_counts_only_live_claims() {
         mk(ClaimState::Active),
     ];
     let (usage, n) = tenant_usage(&claims, "acme");
-    assert_eq!((usage.get(&class("compute.vcpu")), n), (16, 2));
+    assert_eq!((usage.level(&class("compute.vcpu"), 0), n), (16, 2));
 }
 
 #[test]
@@ -399,9 +408,9 @@ fn over_commitment_is_placements_beyond_capacity_class_by_class() {
     let mut d = dc("a", "eu", 16, 64);
     let held = |vcpu: u64, gpu: u64| {
         let mut u = DatacenterUsage::default();
-        u.allocated.set(class("compute.vcpu"), vcpu);
+        hold(&mut u, "compute.vcpu", vcpu);
         if gpu > 0 {
-            u.allocated.set(class("compute.gpu"), gpu);
+            hold(&mut u, "compute.gpu", gpu);
         }
         u
     };
@@ -411,7 +420,7 @@ fn over_commitment_is_placements_beyond_capacity_class_by_class() {
             liveness: Liveness::Alive,
             usage: u,
         }
-        .over_committed()
+        .over_committed(0)
     };
     assert!(judge(&d, &held(16, 0)).is_empty(), "full is not over");
     assert_eq!(judge(&d, &held(17, 0)), vec![class("compute.vcpu")]);

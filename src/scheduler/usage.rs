@@ -2,13 +2,14 @@
 
 use std::collections::BTreeMap;
 
+use super::Timeline;
 use crate::model::{Claim, Resources};
 
 /// theia's placements in one datacenter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DatacenterUsage {
-    /// Held by live claims.
-    pub allocated: Resources,
+    /// Held by live claims, over time.
+    pub allocated: Timeline,
     /// The part of `allocated` that the agent confirmed it applied.
     pub applied: Resources,
     /// Live claims with a placement here.
@@ -17,7 +18,7 @@ pub struct DatacenterUsage {
 
 /// No placements at all: the usage of a datacenter theia holds nothing in.
 static NO_USAGE: DatacenterUsage = DatacenterUsage {
-    allocated: Resources::new(),
+    allocated: Timeline::new(),
     applied: Resources::new(),
     claims: 0,
 };
@@ -30,7 +31,7 @@ impl DatacenterUsage {
     }
 }
 
-/// Sums the placements of live claims per datacenter.
+/// Sums the placements of live claims per datacenter, over their windows.
 pub fn usage_by_datacenter<'a>(
     claims: impl IntoIterator<Item = &'a Claim>,
 ) -> BTreeMap<String, DatacenterUsage> {
@@ -38,7 +39,8 @@ pub fn usage_by_datacenter<'a>(
     for claim in claims.into_iter().filter(|c| c.state.holds_capacity()) {
         for p in &claim.placements {
             let u = out.entry(p.datacenter.clone()).or_default();
-            u.allocated.add(&p.resources);
+            u.allocated
+                .add(claim.window, claim.starts_when_made(), &p.resources);
             if p.applied {
                 u.applied.add(&p.resources);
             }
@@ -48,18 +50,19 @@ pub fn usage_by_datacenter<'a>(
     out
 }
 
-/// What a tenant's live claims hold together, and how many there are.
+/// What a tenant's live claims hold together over time, and how many
+/// there are.
 pub fn tenant_usage<'a>(
     claims: impl IntoIterator<Item = &'a Claim>,
     tenant: &str,
-) -> (Resources, u32) {
-    let mut total = Resources::new();
+) -> (Timeline, u32) {
+    let mut total = Timeline::new();
     let mut count = 0;
     for claim in claims
         .into_iter()
         .filter(|c| c.state.holds_capacity() && c.spec.tenant == tenant)
     {
-        total.add(&claim.spec.total());
+        total.add(claim.window, claim.starts_when_made(), &claim.spec.total());
         count += 1;
     }
     (total, count)

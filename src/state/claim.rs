@@ -4,7 +4,7 @@
 //!
 //! - the **record**: what was asked and where it was placed, written once by
 //!   the manager that placed it;
-//! - the **end**: written when the claim is released (later: expired). The
+//! - the **end**: written when the claim is released or expires. The
 //!   lifecycle is monotone: once a claim has an end it never holds capacity
 //!   again, whatever the timestamps of the other registers;
 //! - one **applied flag per datacenter**: written only for results of that
@@ -22,7 +22,7 @@ use crate::model::{Claim, ClaimState};
 /// How a claim ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClaimEnd {
-    /// The final state: released (expired, later).
+    /// The final state: released or expired.
     pub state: ClaimState,
     /// When, Unix ms.
     pub at_ms: u64,
@@ -34,6 +34,15 @@ impl ClaimEnd {
         Self {
             state: ClaimState::Released,
             at_ms,
+        }
+    }
+
+    /// Expired: its window ended at `end_ms`. Every manager that writes it
+    /// writes the same value.
+    pub fn expired(end_ms: u64) -> Self {
+        Self {
+            state: ClaimState::Expired,
+            at_ms: end_ms,
         }
     }
 }
@@ -114,11 +123,13 @@ mod tests {
                 distinct_datacenters: false,
                 max_per_datacenter: 0,
                 strategy: Rank::Binpack,
+                timing: Default::default(),
             },
             state: ClaimState::Placed,
             placements: vec![placement("dc-a"), placement("dc-b")],
             created_ms: 10,
             updated_ms: 10,
+            window: crate::model::Window::always(),
         }
     }
 

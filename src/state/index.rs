@@ -4,14 +4,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::{Claim, ClaimState, Resources};
-use crate::scheduler::DatacenterUsage;
+use crate::model::Claim;
+use crate::scheduler::{DatacenterUsage, Timeline};
 
 /// What one tenant's live claims hold together.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TenantUsage {
-    /// The sum of every live claim's resources.
-    pub held: Resources,
+    /// The sum of every live claim's resources, over their windows.
+    pub held: Timeline,
     /// How many live claims there are.
     pub claims: u32,
 }
@@ -26,9 +26,13 @@ pub struct ClaimIndex {
     requests: BTreeMap<(String, String), BTreeSet<String>>,
     tenants: BTreeMap<String, TenantUsage>,
     datacenters: BTreeMap<String, DatacenterUsage>,
-    /// Released claims by when they were released, oldest first: what
-    /// retention prunes.
+    /// Ended claims by when they ended, oldest first: what retention prunes.
     released: BTreeSet<(u64, String)>,
+    /// Live claims that start after they were made, by start: when their
+    /// agents must be told to assign them.
+    starts: BTreeSet<(u64, String)>,
+    /// Live claims with an end, by end: when they expire.
+    ends: BTreeSet<(u64, String)>,
 }
 
 impl ClaimIndex {
@@ -53,18 +57,25 @@ impl ClaimIndex {
                 .or_default()
                 .insert(claim.id.clone());
         }
-        if claim.state == ClaimState::Released {
+        if claim.state.ended() {
             self.released.insert((claim.updated_ms, claim.id.clone()));
         }
         if !claim.state.holds_capacity() {
             return;
         }
+        let (window, early) = (claim.window, claim.starts_when_made());
+        if !early {
+            self.starts.insert((window.start, claim.id.clone()));
+        }
+        if let Some(end) = window.end {
+            self.ends.insert((end, claim.id.clone()));
+        }
         let t = self.tenants.entry(claim.spec.tenant.clone()).or_default();
-        t.held.add(&claim.spec.total());
+        t.held.add(window, early, &claim.spec.total());
         t.claims += 1;
         for p in &claim.placements {
             let u = self.datacenters.entry(p.datacenter.clone()).or_default();
-            u.allocated.add(&p.resources);
+            u.allocated.add(window, early, &p.resources);
             if p.applied {
                 u.applied.add(&p.resources);
             }
@@ -86,8 +97,13 @@ impl ClaimIndex {
         if !claim.state.holds_capacity() {
             return;
         }
+        let (window, early) = (claim.window, claim.starts_when_made());
+        self.starts.remove(&(window.start, claim.id.clone()));
+        if let Some(end) = window.end {
+            self.ends.remove(&(end, claim.id.clone()));
+        }
         if let Some(t) = self.tenants.get_mut(&claim.spec.tenant) {
-            t.held.subtract(&claim.spec.total());
+            t.held.remove(window, early, &claim.spec.total());
             t.claims = t.claims.saturating_sub(1);
             if t.claims == 0 {
                 self.tenants.remove(&claim.spec.tenant);
@@ -97,7 +113,7 @@ impl ClaimIndex {
             let Some(u) = self.datacenters.get_mut(&p.datacenter) else {
                 continue;
             };
-            u.allocated.subtract(&p.resources);
+            u.allocated.remove(window, early, &p.resources);
             if p.applied {
                 u.applied.subtract(&p.resources);
             }
@@ -122,7 +138,34 @@ impl ClaimIndex {
         self.tenants.get(tenant).cloned().unwrap_or_default()
     }
 
-    /// Claims released before `cutoff_ms` (Unix ms), oldest first.
+    /// Live claims whose window starts in `(after, until]` (Unix ms), by
+    /// start; only those that start after they were made.
+    pub fn starting(&self, after: u64, until: u64) -> impl Iterator<Item = &str> {
+        let after = (after.saturating_add(1), String::new());
+        self.starts
+            .range(after..)
+            .take_while(move |(t, _)| *t <= until)
+            .map(|(_, id)| id.as_str())
+    }
+
+    /// Live claims whose window ends at or before `t`, by end.
+    pub fn ending_by(&self, t: u64) -> impl Iterator<Item = &str> {
+        self.ends
+            .iter()
+            .take_while(move |(end, _)| *end <= t)
+            .map(|(_, id)| id.as_str())
+    }
+
+    /// The first start or end of a live claim after `t`: when agents next
+    /// need telling.
+    pub fn next_boundary_after(&self, t: u64) -> Option<u64> {
+        let after = (t.saturating_add(1), String::new());
+        let start = self.starts.range(after.clone()..).next().map(|(s, _)| *s);
+        let end = self.ends.range(after..).next().map(|(e, _)| *e);
+        start.into_iter().chain(end).min()
+    }
+
+    /// Claims ended before `cutoff_ms` (Unix ms), oldest first.
     pub fn released_before(&self, cutoff_ms: u64) -> impl Iterator<Item = &str> {
         self.released
             .iter()
@@ -146,7 +189,10 @@ mod tests {
 
     use super::super::{Books, Change};
     use crate::clock::Timestamp;
-    use crate::model::{ClaimSpec, Placement, ResourceClass, Selector, Strategy as Rank};
+    use crate::model::{
+        ClaimSpec, ClaimState, Placement, ResourceClass, Resources, Selector, Strategy as Rank,
+        Window,
+    };
     use crate::scheduler::{tenant_usage, usage_by_datacenter};
 
     use super::*;
@@ -156,7 +202,14 @@ mod tests {
     }
 
     /// A claim whose every field the index reads is drawn at random.
-    fn claim(id: u8, tenant: u8, request: u8, state: u8, dcs: &[(u8, u8, bool)]) -> Claim {
+    fn claim(
+        id: u8,
+        tenant: u8,
+        request: u8,
+        state: u8,
+        dcs: &[(u8, u8, bool)],
+        window: u8,
+    ) -> Claim {
         let mut unit = Resources::new();
         unit.set(vcpu(), 1 + u64::from(id % 3));
         let placements = dcs
@@ -187,12 +240,24 @@ mod tests {
                 distinct_datacenters: false,
                 max_per_datacenter: 0,
                 strategy: Rank::Binpack,
+                timing: Default::default(),
             },
-            state: [ClaimState::Placed, ClaimState::Active, ClaimState::Released]
-                [usize::from(state % 3)],
+            state: [
+                ClaimState::Placed,
+                ClaimState::Active,
+                ClaimState::Released,
+                ClaimState::Expired,
+            ][usize::from(state % 4)],
             placements,
             created_ms: 0,
             updated_ms: u64::from(request) * 10 + u64::from(state),
+            // Made at 0: the first two start when made, the others later.
+            window: [
+                Window::always(),
+                Window::between(0, 4),
+                Window::from(5),
+                Window::between(5, 9),
+            ][usize::from(window % 4)],
         }
     }
 
@@ -203,12 +268,13 @@ mod tests {
             0u8..4,
             0u8..2,
             0u8..3,
-            0u8..3,
+            0u8..4,
             prop::collection::vec((0u8..3, 1u8..3, any::<bool>()), 0..3),
             0u8..10,
+            0u8..4,
         )
-            .prop_map(|(ms, id, tenant, request, state, dcs, prune)| {
-                let c = claim(id, tenant, request, state, &dcs);
+            .prop_map(|(ms, id, tenant, request, state, dcs, prune, window)| {
+                let c = claim(id, tenant, request, state, &dcs, window);
                 (ms, if prune == 0 { None } else { Some(c) }, id)
             })
     }
@@ -220,12 +286,15 @@ mod tests {
         for dc in ["dc0", "dc1", "dc2"] {
             let want = by_dc.get(dc).cloned().unwrap_or_default();
             let got = books.index().datacenter(dc);
-            prop_assert_eq!(
-                got.allocated.get(&vcpu()),
-                want.allocated.get(&vcpu()),
-                "allocated in {}",
-                dc
-            );
+            for t in [0, 3, 4, 5, 8, 9, 100] {
+                prop_assert_eq!(
+                    got.allocated.level(&vcpu(), t),
+                    want.allocated.level(&vcpu(), t),
+                    "allocated in {} at {}",
+                    dc,
+                    t
+                );
+            }
             prop_assert_eq!(
                 got.applied.get(&vcpu()),
                 want.applied.get(&vcpu()),
@@ -234,10 +303,46 @@ mod tests {
             );
             prop_assert_eq!(got.claims, want.claims, "claims in {}", dc);
         }
+        let live = || claims.iter().filter(|c| c.state.holds_capacity());
+        for (after, until) in [(0, 4), (0, 5), (5, 100), (4, 5)] {
+            let mut want: Vec<&str> = live()
+                .filter(|c| !c.starts_when_made())
+                .filter(|c| after < c.window.start && c.window.start <= until)
+                .map(|c| c.id.as_str())
+                .collect();
+            want.sort_unstable();
+            let got: Vec<&str> = books.index().starting(after, until).collect();
+            prop_assert_eq!(got, want, "starting in ({}, {}]", after, until);
+        }
+        for t in [3, 4, 9] {
+            let mut want: Vec<&str> = live()
+                .filter(|c| c.window.ended_by(t))
+                .map(|c| c.id.as_str())
+                .collect();
+            want.sort_unstable();
+            let mut got: Vec<&str> = books.index().ending_by(t).collect();
+            got.sort_unstable();
+            prop_assert_eq!(got, want, "ending by {}", t);
+        }
+        for t in [0, 4, 5, 9] {
+            let want = live()
+                .flat_map(|c| {
+                    let start = (!c.starts_when_made()).then_some(c.window.start);
+                    start.into_iter().chain(c.window.end)
+                })
+                .filter(|b| *b > t)
+                .min();
+            prop_assert_eq!(
+                books.index().next_boundary_after(t),
+                want,
+                "next after {}",
+                t
+            );
+        }
         for cutoff in [0, 5, 12, 100] {
             let mut want: Vec<(u64, &str)> = claims
                 .iter()
-                .filter(|c| c.state == ClaimState::Released && c.updated_ms < cutoff)
+                .filter(|c| c.state.ended() && c.updated_ms < cutoff)
                 .map(|c| (c.updated_ms, c.id.as_str()))
                 .collect();
             want.sort_unstable();
@@ -248,7 +353,15 @@ mod tests {
         for t in ["t0", "t1"] {
             let (held, n) = tenant_usage(claims.iter().copied(), t);
             let got = books.index().tenant(t);
-            prop_assert_eq!(got.held.get(&vcpu()), held.get(&vcpu()), "held by {}", t);
+            for at in [0, 4, 5, 9] {
+                prop_assert_eq!(
+                    got.held.level(&vcpu(), at),
+                    held.level(&vcpu(), at),
+                    "held by {} at {}",
+                    t,
+                    at
+                );
+            }
             prop_assert_eq!(got.claims, n, "claims of {}", t);
             for r in ["r1", "r2"] {
                 let mut want: Vec<&str> = claims
@@ -301,10 +414,10 @@ mod tests {
             counter: 0,
             node: "m".into(),
         };
-        let first = Change::claim(ts(1), claim(1, 0, 1, 0, &[(0, 2, true)]));
+        let first = Change::claim(ts(1), claim(1, 0, 1, 0, &[(0, 2, true)], 0));
         books.apply(&first);
         let before = books.clone();
-        let second = Change::claim(ts(2), claim(1, 0, 1, 2, &[(0, 2, true)]));
+        let second = Change::claim(ts(2), claim(1, 0, 1, 2, &[(0, 2, true)], 0));
         let prior = books.current(&second);
         books.apply(&second);
         assert_eq!(books.index().datacenter("dc0").claims, 0, "released");

@@ -19,15 +19,36 @@ pub async fn run(ctx: &Ctx, command: ClaimCommand) -> Result<(), CliError> {
             spec,
             request_id,
             quiet,
+            wait,
         } => {
             let request = v1::CreateClaimRequest {
                 spec: Some(spec.to_wire(request_id.as_deref())),
             };
-            let c = claims
+            let mut c = claims
                 .create_claim(request)
                 .await
                 .map_err(|s| client.error(s))?
                 .into_inner();
+            if wait {
+                c = wait_until_active(c, |id| {
+                    let mut claims = claims.clone();
+                    async move {
+                        claims
+                            .get_claim(v1::GetClaimRequest { id })
+                            .await
+                            .map(tonic::Response::into_inner)
+                    }
+                })
+                .await
+                .map_err(|e| match e {
+                    Waited::Call(s) => client.error(s),
+                    Waited::Ended(c) => CliError::other(format!(
+                        "claim {} is {} before every agent applied it",
+                        c.id,
+                        state_name(c.state)
+                    )),
+                })?;
+            }
             // With --output json the claim is printed as JSON anyway, so
             // that stdout always parses.
             if quiet && ctx.out.format == crate::args::OutputFormat::Table {
@@ -94,6 +115,73 @@ pub async fn run(ctx: &Ctx, command: ClaimCommand) -> Result<(), CliError> {
     }
 }
 
+/// How often `--wait` asks again.
+const WAIT_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Why waiting for a claim stopped short.
+enum Waited {
+    /// A call failed.
+    Call(tonic::Status),
+    /// The claim ended first.
+    Ended(Box<v1::Claim>),
+}
+
+/// Asks for the claim (with `get`) until it is active, showing where it is
+/// on a progress line; a claim that ends first is an error.
+async fn wait_until_active<F, Fut>(mut c: v1::Claim, get: F) -> Result<v1::Claim, Waited>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<v1::Claim, tonic::Status>>,
+{
+    let mut progress = crate::output::Progress::on_terminal();
+    loop {
+        match v1::ClaimState::try_from(c.state) {
+            Ok(v1::ClaimState::Active) => {
+                progress.done();
+                return Ok(c);
+            }
+            Ok(v1::ClaimState::Released | v1::ClaimState::Expired) => {
+                progress.done();
+                return Err(Waited::Ended(Box::new(c)));
+            }
+            _ => progress.show(&wait_line(&c, crate::wire::now_ms())),
+        }
+        tokio::time::sleep(WAIT_POLL).await;
+        c = get(c.id.clone()).await.map_err(Waited::Call)?;
+    }
+}
+
+/// Where a claim being waited for is: how long until it starts, or how
+/// many of its datacenters applied it.
+fn wait_line(c: &v1::Claim, now_ms: i64) -> String {
+    if c.state == v1::ClaimState::Pending as i32 {
+        let secs = (c.start_unix_ms - now_ms).max(0) / 1000;
+        return format!(
+            "claim {} pending: starts in {}",
+            c.id,
+            crate::wire::span(secs)
+        );
+    }
+    let applied = c.placements.iter().filter(|p| p.applied).count();
+    format!(
+        "claim {} placed: {applied} of {} datacenters applied it…",
+        c.id,
+        c.placements.len()
+    )
+}
+
+/// The window a claim holds over, for people: `from now until released`,
+/// `2026-12-01T00:00:00Z → 2026-12-08T00:00:00Z`.
+fn window_text(c: &v1::Claim) -> String {
+    let instant = |ms: i64| theia::model::format_instant(u64::try_from(ms).unwrap_or(0));
+    let end = if c.end_unix_ms > 0 {
+        instant(c.end_unix_ms)
+    } else {
+        "released".to_owned()
+    };
+    format!("{} → {end}", instant(c.start_unix_ms))
+}
+
 /// `profile small` or the explicit resources of one unit.
 fn unit_text(spec: Option<&v1::ClaimSpec>) -> String {
     match spec {
@@ -150,8 +238,13 @@ fn created_view(c: &v1::Claim) -> String {
         .as_ref()
         .map_or(("-", 0), |s| (s.tenant.as_str(), s.count));
     let units = if count == 1 { "unit" } else { "units" };
+    let window = if c.state == v1::ClaimState::Pending as i32 || c.end_unix_ms > 0 {
+        format!(", {}", window_text(c))
+    } else {
+        String::new()
+    };
     format!(
-        "claim {} {}: {count} {units} of {} for tenant {tenant}\n\n{}",
+        "claim {} {}: {count} {units} of {} for tenant {tenant}{window}\n\n{}",
         c.id,
         state_name(c.state),
         unit_text(c.spec.as_ref()),
@@ -225,6 +318,7 @@ fn show_view(c: &v1::Claim) -> String {
         ("max per dc", max_per_dc),
         ("strategy", strategy_name(s.strategy).to_owned()),
         ("request id", or_dash(&s.request_id)),
+        ("window", window_text(c)),
         ("created", format!("{} ago", age(c.created_unix_ms))),
         ("updated", format!("{} ago", age(c.updated_unix_ms))),
     ]);

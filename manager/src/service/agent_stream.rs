@@ -135,7 +135,7 @@ impl Api {
                 liveness: Liveness::Alive,
                 usage,
             }
-            .over_committed();
+            .over_committed(wall_ms());
             if !over.is_empty() {
                 let classes: Vec<String> = over.iter().map(ToString::to_string).collect();
                 tracing::warn!(datacenter = dc_id, classes = %classes.join(","), "the reported totals are below what theia placed here: over-committed, its claims are at risk");
@@ -423,7 +423,7 @@ impl AgentService for Api {
             };
             for body in [
                 Out::Welcome(welcome),
-                Out::Desired(desired_state(&ledger.books, &dc)),
+                Out::Desired(desired_state(&ledger.books, &dc, wall_ms())),
             ] {
                 tx.try_send(Ok(v1::ManagerMessage { body: Some(body) }))
                     .map_err(|_| Status::unavailable("agent stream closed"))?;

@@ -2,9 +2,8 @@
 
 use theia::access::Scope;
 use theia::api::v1::claim_service_server::ClaimService;
-use theia::api::v1::manager_message::Body;
 use theia::api::{claim_spec_from_wire, placement_to_wire, v1};
-use theia::model::{Claim, ClaimSpec, ClaimState, FieldError, validate_name};
+use theia::model::{Claim, ClaimSpec, ClaimState, FieldError, Window, validate_name};
 use theia::scheduler::{Outcome, check_quota};
 use theia::state::{Books, Change, ClaimEnd};
 use tonic::{Request, Response, Status};
@@ -12,7 +11,7 @@ use tonic::{Request, Response, Status};
 use super::Api;
 use super::paging::PageRequest;
 use crate::access::caller;
-use crate::app::assignment;
+use crate::app::{assign_effects, release_effects};
 use crate::error::{ApiError, required};
 use crate::ledger::wall_ms;
 use crate::store::StoreError;
@@ -67,6 +66,13 @@ fn resolve_spec(
         }
     }
     Ok(spec)
+}
+
+/// The window `spec` asks for, decided at `now`.
+fn resolve_window(spec: &ClaimSpec, now: u64) -> Result<Window, ApiError> {
+    spec.timing
+        .resolve(now)
+        .map_err(|e| ApiError::from(e.within("spec")))
 }
 
 fn not_fitting(outcome: &Outcome) -> ApiError {
@@ -125,18 +131,19 @@ impl Api {
                 return Ok(Response::new(answer));
             }
             let books = &ledger.books;
+            let now = wall_ms();
+            let window = resolve_window(&spec, now)?;
             let tenant = books
                 .tenants
                 .get(&spec.tenant)
                 .ok_or_else(|| ApiError::not_found("tenant", &spec.tenant, "spec.tenant"))?;
             let usage = books.index().tenant(&tenant.name);
-            check_quota(tenant, &usage.held, &spec.total()).map_err(ApiError::from)?;
+            check_quota(tenant, &usage.held, &spec.total(), window, now).map_err(ApiError::from)?;
 
-            let outcome = self.0.schedule(books, &spec, true);
+            let outcome = self.0.schedule(books, &spec, true, window, now);
             if !outcome.fits {
                 return Err(not_fitting(&outcome));
             }
-            let now = wall_ms();
             let claim = Claim {
                 id: new_claim_id(books),
                 spec,
@@ -144,21 +151,17 @@ impl Api {
                 placements: outcome.placements,
                 created_ms: now,
                 updated_ms: now,
+                window,
             };
-            tracing::info!(claim = %claim.id, tenant = %claim.spec.tenant, placement = %outcome.summary, "claim placed");
+            tracing::info!(claim = %claim.id, tenant = %claim.spec.tenant, placement = %outcome.summary, start_ms = window.start, end_ms = ?window.end, "claim placed");
             // Agents hear of it once it is durable, from the writer, whether
-            // or not this call is still waiting then.
-            let effects = claim
-                .placements
-                .iter()
-                .map(|p| {
-                    let assign = Body::Assign(assignment(&claim, p));
-                    (
-                        p.datacenter.clone(),
-                        v1::ManagerMessage { body: Some(assign) },
-                    )
-                })
-                .collect();
+            // or not this call is still waiting then; of a claim that starts
+            // later, when it starts (the timekeeper tells them).
+            let effects = if window.contains(now) {
+                assign_effects(&claim)
+            } else {
+                Vec::new()
+            };
             let ts = ledger.stamp();
             let durable = ledger.commit(vec![Change::claim(ts, claim.clone())], effects);
             (durable, self.claim_to_wire(&ledger.books, &claim))
@@ -258,13 +261,14 @@ impl ClaimService for Api {
         }
         let page = PageRequest::new(req.page_size, &req.page_token)?;
         let ledger = self.ledger.lock().await;
+        let now = wall_ms();
         let mut claims: Vec<&Claim> = ledger
             .books
             .claims()
             .values()
             .filter(|c| req.tenant.is_empty() || c.spec.tenant == req.tenant)
             .filter(|c| scope.sees(&c.spec.tenant))
-            .filter(|c| req.include_released || c.state.holds_capacity())
+            .filter(|c| req.include_released || c.state_at(now).holds_capacity())
             .collect();
         claims.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
         // Zero-padded, so that the keys sort as (created_ms, id) do.
@@ -291,32 +295,24 @@ impl ClaimService for Api {
         let id = req.into_inner().id;
         let mut ledger = self.ledger.lock().await;
         let claim = existing(&ledger.books, &id, &scope)?.clone();
-        if claim.state == ClaimState::Released {
+        if claim.state.ended() {
             let answer = self.claim_to_wire(&ledger.books, &claim);
             let settled = ledger.settled();
             drop(ledger);
             settled.wait().await.map_err(ApiError::from)?;
             return Ok(Response::new(answer));
         }
-        let effects = claim
-            .placements
-            .iter()
-            .map(|p| {
-                let release = Body::Release(v1::Release {
-                    claim_id: claim.id.clone(),
-                });
-                (
-                    p.datacenter.clone(),
-                    v1::ManagerMessage {
-                        body: Some(release),
-                    },
-                )
-            })
-            .collect();
+        let effects = release_effects(&claim);
         // Only the end is written: agents' flags are their own registers,
-        // so a late result can never bring the claim back.
+        // so a late result can never bring the claim back. A claim whose
+        // window is over ends as it would have anyway: expired.
+        let now = wall_ms();
+        let ending = match claim.window.end {
+            Some(end) if end <= now => ClaimEnd::expired(end),
+            _ => ClaimEnd::released(now),
+        };
         let ts = ledger.stamp();
-        let end = Change::end(&claim.id, ts, ClaimEnd::released(wall_ms()));
+        let end = Change::end(&claim.id, ts, ending);
         let durable = ledger.commit(vec![end], effects);
         let released = ledger
             .books
@@ -339,11 +335,18 @@ impl ClaimService for Api {
         let ledger = self.ledger.lock().await;
         let books = &ledger.books;
         let spec = resolve_spec(books, req.into_inner().spec, &scope)?;
-        let outcome = self.0.schedule(books, &spec, false);
-        let quota = books
-            .tenants
-            .get(&spec.tenant)
-            .map(|t| check_quota(t, &books.index().tenant(&t.name).held, &spec.total()));
+        let now = wall_ms();
+        let window = resolve_window(&spec, now)?;
+        let outcome = self.0.schedule(books, &spec, false, window, now);
+        let quota = books.tenants.get(&spec.tenant).map(|t| {
+            check_quota(
+                t,
+                &books.index().tenant(&t.name).held,
+                &spec.total(),
+                window,
+                now,
+            )
+        });
         let (fits, summary) = match quota {
             Some(Err(e)) => (false, e.to_string()),
             _ => (outcome.fits, outcome.summary.clone()),

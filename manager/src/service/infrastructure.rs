@@ -16,6 +16,7 @@ use tonic::{Request, Response, Status};
 use super::Api;
 use super::paging::PageRequest;
 use crate::error::ApiError;
+use crate::ledger::wall_ms;
 
 fn liveness_to_wire(l: Liveness) -> i32 {
     match l {
@@ -37,8 +38,9 @@ struct ClassSums {
 }
 
 impl ClassSums {
-    fn add(&mut self, c: &Candidate<'_>, class: &ResourceClass, schedulable: bool) {
-        let allocated = c.usage.allocated.get(class);
+    /// Adds `c`'s `class` as it is at `now`.
+    fn add(&mut self, c: &Candidate<'_>, class: &ResourceClass, schedulable: bool, now: u64) {
+        let allocated = c.usage.allocated.level(class, now);
         self.allocated = self.allocated.saturating_add(allocated);
         let Some(inv) = c.dc.inventory.get(class) else {
             return;
@@ -73,7 +75,7 @@ impl ClassSums {
 
 fn classes(c: &Candidate<'_>) -> Vec<ResourceClass> {
     let mut out: Vec<ResourceClass> = c.dc.inventory.keys().cloned().collect();
-    out.extend(c.usage.allocated.iter().map(|(k, _)| k.clone()));
+    out.extend(c.usage.allocated.classes().cloned());
     out.sort();
     out.dedup();
     out
@@ -84,12 +86,13 @@ fn can_place(c: &Candidate<'_>) -> bool {
 }
 
 fn dc_to_wire(api: &Api, c: &Candidate<'_>) -> v1::Datacenter {
+    let now = wall_ms();
     let dc: &Datacenter = c.dc;
     let capacity = classes(c)
         .iter()
         .map(|class| {
             let mut sums = ClassSums::default();
-            sums.add(c, class, can_place(c));
+            sums.add(c, class, can_place(c), now);
             sums.to_wire(class)
         })
         .collect();
@@ -103,7 +106,11 @@ fn dc_to_wire(api: &Api, c: &Candidate<'_>) -> v1::Datacenter {
         driver: dc.driver.clone(),
         capacity,
         claims: c.usage.claims,
-        over_committed: c.over_committed().iter().map(ToString::to_string).collect(),
+        over_committed: c
+            .over_committed(now)
+            .iter()
+            .map(ToString::to_string)
+            .collect(),
         ignored_reports: api.agents.ignored_reports(&dc.id),
     }
 }
@@ -171,6 +178,7 @@ impl InfrastructureService for Api {
         let picked: Vec<&Candidate<'_>> =
             cands.iter().filter(|c| sel.matches(&c.dc.labels)).collect();
         let mut sums: BTreeMap<ResourceClass, ClassSums> = BTreeMap::new();
+        let now = wall_ms();
         let mut out = v1::LogicalInfrastructure {
             selector: sel.to_string(),
             ..Default::default()
@@ -184,7 +192,7 @@ impl InfrastructureService for Api {
             for class in classes(c) {
                 sums.entry(class.clone())
                     .or_default()
-                    .add(c, &class, can_place(c));
+                    .add(c, &class, can_place(c), now);
             }
         }
         out.datacenters = u32::try_from(picked.len()).unwrap_or(u32::MAX);

@@ -12,10 +12,11 @@ use super::Api;
 use super::paging::PageRequest;
 use crate::access::caller;
 use crate::error::{ApiError, required};
+use crate::ledger::wall_ms;
 
 fn wire(books: &Books, t: &Tenant) -> v1::Tenant {
     let usage = books.index().tenant(&t.name);
-    tenant_to_wire(t, &usage.held, usage.claims)
+    tenant_to_wire(t, &usage.held.at(wall_ms()), usage.claims)
 }
 
 fn existing<'a>(books: &'a Books, name: &str) -> Result<&'a Tenant, ApiError> {
