@@ -6,10 +6,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use theia::api::v1::ManagerMessage;
 use theia::state::{Change, ClaimEnd};
 
 use crate::app::{App, assign_effects, release_effects};
-use crate::ledger::wall_ms;
+use crate::ledger::{Ledger, wall_ms};
 
 /// The longest the timekeeper sleeps: a claim created with a start sooner
 /// than this is assigned at most this late.
@@ -41,29 +42,17 @@ pub async fn run(app: Arc<App>) {
         }
         let expired = {
             let mut ledger = app.ledger.lock().await;
-            let books = &ledger.books;
-            // Sent through the writer, after everything queued before:
-            // an agent never hears of a claim that is not durable.
+            // Sent through the writer, after everything queued before (an
+            // agent never hears of a claim that is not durable), releases
+            // first: a claim that ends when another starts leaves room for it.
             let mut effects = Vec::new();
+            let changes = expire_due(&mut ledger, now, &mut effects);
+            let books = &ledger.books;
             for id in books.index().starting(last, now) {
                 if let Some(claim) = books.claims().get(id).filter(|c| c.in_force_at(now)) {
                     tracing::info!(claim = %claim.id, tenant = %claim.spec.tenant, "claim window started: agents told to assign it");
                     effects.extend(assign_effects(claim));
                 }
-            }
-            let ending: Vec<_> = books
-                .index()
-                .ending_by(now)
-                .take(PER_ROUND)
-                .filter_map(|id| books.claims().get(id))
-                .filter_map(|c| Some((c.id.clone(), c.window.end?, release_effects(c))))
-                .collect();
-            let mut changes = Vec::with_capacity(ending.len());
-            for (id, end, release) in ending {
-                tracing::info!(claim = %id, "claim window ended: expired, agents told to release it");
-                effects.extend(release);
-                let ts = ledger.stamp();
-                changes.push(Change::end(&id, ts, ClaimEnd::expired(end)));
             }
             if changes.is_empty() && effects.is_empty() {
                 last = now;
@@ -78,4 +67,32 @@ pub async fn run(app: Arc<App>) {
             tracing::error!(error = %e, "writing expired claims failed in the store");
         }
     }
+}
+
+/// The ends of up to [`PER_ROUND`] live claims whose window is over by
+/// `now`, to commit; their releases are added to `effects`. The timekeeper
+/// calls it each round, and a placement before it decides, so that an
+/// agent always hears of an expired claim's release before an assignment
+/// placed in the room it left.
+pub fn expire_due(
+    ledger: &mut Ledger,
+    now: u64,
+    effects: &mut Vec<(String, ManagerMessage)>,
+) -> Vec<Change> {
+    let books = &ledger.books;
+    let ending: Vec<_> = books
+        .index()
+        .ending_by(now)
+        .take(PER_ROUND)
+        .filter_map(|id| books.claims().get(id))
+        .filter_map(|c| Some((c.id.clone(), c.window.end?, release_effects(c))))
+        .collect();
+    let mut changes = Vec::with_capacity(ending.len());
+    for (id, end, release) in ending {
+        tracing::info!(claim = %id, "claim window ended: expired, agents told to release it");
+        effects.extend(release);
+        let ts = ledger.stamp();
+        changes.push(Change::end(&id, ts, ClaimEnd::expired(end)));
+    }
+    changes
 }

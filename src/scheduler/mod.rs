@@ -464,3 +464,6 @@ pub fn schedule_after(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod over_time;

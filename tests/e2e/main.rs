@@ -33,3 +33,4 @@ mod reports;
 mod restart;
 mod tls;
 mod tour;
+mod windows;

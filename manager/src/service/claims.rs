@@ -162,8 +162,15 @@ impl Api {
             } else {
                 Vec::new()
             };
+            // Claims whose window is over but that the timekeeper has not
+            // expired yet are expired first, so that their agents release
+            // them before they hear of what was placed in their room.
+            let mut releases = Vec::new();
+            let mut changes = crate::timekeeper::expire_due(&mut ledger, now, &mut releases);
+            releases.extend(effects);
             let ts = ledger.stamp();
-            let durable = ledger.commit(vec![Change::claim(ts, claim.clone())], effects);
+            changes.push(Change::claim(ts, claim.clone()));
+            let durable = ledger.commit(changes, releases);
             (durable, self.claim_to_wire(&ledger.books, &claim))
         };
         durable.wait().await.map_err(ApiError::from)?;

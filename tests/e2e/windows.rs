@@ -1,0 +1,201 @@
+//! Claims over time windows, end to end: a claim for later is pending and
+//! held by no agent, is assigned when its window starts and released when
+//! it ends; windows that overlap count together, windows that touch do not;
+//! quotas hold at every instant.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use theia::api::v1;
+use tonic::Code;
+
+use crate::common::*;
+use crate::placement::TwoDcs;
+
+fn now_ms() -> i64 {
+    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    i64::try_from(since.as_millis()).unwrap()
+}
+
+/// `count` small units (4 vCPU each) in dc-eu over `[start, end)` (0: none).
+fn in_eu(count: u32, start: i64, end: i64) -> v1::ClaimSpec {
+    v1::ClaimSpec {
+        datacenters: vec!["dc-eu".into()],
+        start_unix_ms: start,
+        end_unix_ms: end,
+        ..spec("acme", "small", count)
+    }
+}
+
+async fn wait_state(api: &Clients, id: &str, state: v1::ClaimState) -> v1::Claim {
+    eventually(&format!("claim {id} is {state:?}"), || {
+        let (mut api, id) = (api.clone(), id.to_owned());
+        async move { Some(api.claim(&id).await).filter(|c| c.state == state as i32) }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_for_later_is_pending_then_active_then_expired_and_agents_follow() {
+    let mut w = TwoDcs::start().await;
+    let start = now_ms() + 2_500;
+    let end = start + 2_000;
+
+    // 3 × 4 vCPU of dc-eu's 16, later: pending, held by no agent, nothing
+    // allocated now.
+    let later = w.api.create_claim(in_eu(3, start, end)).await.unwrap();
+    assert_eq!(later.state, v1::ClaimState::Pending as i32);
+    assert_eq!(
+        (later.start_unix_ms, later.end_unix_ms),
+        (start, end),
+        "the window is kept as asked"
+    );
+    let eu = w.api.dc("dc-eu").await.unwrap();
+    assert_eq!(class(&eu, "compute.vcpu").allocated, "0");
+
+    // Overlapping windows count together: 2 more units from now on do not
+    // fit (12 + 8 > 16), and the error says when it is short.
+    let err = w.api.create_claim(in_eu(2, 0, 0)).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
+    let at = theia::model::format_instant(u64::try_from(start).unwrap());
+    assert!(
+        err.message()
+            .contains(&format!("a unit needs 4, 0 available at {at}")),
+        "{}",
+        err.message()
+    );
+    // Touching windows do not: 2 units until exactly its start fit, and are
+    // applied now.
+    let before = w.api.create_claim(in_eu(2, 0, start)).await.unwrap();
+    assert_eq!(before.state, v1::ClaimState::Placed as i32);
+    wait_state(&w.api, &before.id, v1::ClaimState::Active).await;
+    assert_eq!(w.eu.held(), vec![before.id.clone()], "only what holds now");
+
+    // At its start the agent is told to assign it; the earlier one expires.
+    wait_state(&w.api, &later.id, v1::ClaimState::Active).await;
+    assert!(now_ms() >= start, "not active before its start");
+    eventually("dc-eu holds exactly the later claim", || {
+        let ok = w.eu.held() == vec![later.id.clone()];
+        async move { ok.then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        w.api.claim(&before.id).await.state,
+        v1::ClaimState::Expired as i32
+    );
+
+    // At its end it expires by itself and the agent releases it.
+    wait_state(&w.api, &later.id, v1::ClaimState::Expired).await;
+    assert!(now_ms() >= end, "not expired before its end");
+    eventually("dc-eu holds nothing", || {
+        let ok = w.eu.held().is_empty();
+        async move { ok.then_some(()) }
+    })
+    .await;
+    let eu = w.api.dc("dc-eu").await.unwrap();
+    assert_eq!(class(&eu, "compute.vcpu").allocated, "0");
+    // Expired claims are listed only when asked for, and releasing one
+    // changes nothing.
+    let live = w
+        .api
+        .claims
+        .list_claims(v1::ListClaimsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(live.claims.is_empty(), "{:?}", live.claims);
+    let states: Vec<i32> = w.api.all_claims().await.iter().map(|c| c.state).collect();
+    assert_eq!(states, [v1::ClaimState::Expired as i32; 2]);
+    let again = w
+        .api
+        .claims
+        .release_claim(v1::ReleaseClaimRequest {
+            id: later.id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.state, v1::ClaimState::Expired as i32);
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_hold_at_every_instant_and_say_when_they_would_not() {
+    let mut w = TwoDcs::start().await;
+    w.api.create_tenant("tight", &[("compute.vcpu", "8")]).await;
+    let tight = |count: u32, start: i64, end: i64| v1::ClaimSpec {
+        tenant: "tight".into(),
+        ..in_eu(count, start, end)
+    };
+    let day = 86_400_000;
+    let start = now_ms() + day;
+    // 8 vCPU tomorrow for a day, then 8 more the day after: each within the
+    // quota at every instant.
+    w.api
+        .create_claim(tight(2, start, start + day))
+        .await
+        .unwrap();
+    w.api
+        .create_claim(tight(2, start + day, start + 2 * day))
+        .await
+        .unwrap();
+    // 4 vCPU from now until released would reach 12 tomorrow.
+    let err = w.api.create_claim(tight(1, 0, 0)).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    let at = theia::model::format_instant(u64::try_from(start).unwrap());
+    assert!(
+        err.message().contains(&format!(
+            "would exceed its compute.vcpu quota at {at}: it holds 8 then, the claim asks for 4, the quota is 8"
+        )),
+        "{}",
+        err.message()
+    );
+    // Until tomorrow it fits.
+    w.api.create_claim(tight(1, 0, start)).await.unwrap();
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_creates_a_claim_for_later_and_waits_for_it() {
+    let w = TwoDcs::start().await;
+    let theia = bin_dir().join("theia");
+    let addr = w.manager.addr.to_string();
+    let run_cli = |args: Vec<String>| {
+        let (theia, addr) = (theia.clone(), addr.clone());
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run(&theia, &args, &addr)
+        })
+    };
+    let args = |extra: &[&str]| {
+        ["claim", "create", "--tenant", "acme", "--profile", "small"]
+            .iter()
+            .chain(extra)
+            .map(|s| (*s).to_owned())
+            .collect::<Vec<_>>()
+    };
+    // --wait returns once the claim started and its agent applied it.
+    let started = std::time::Instant::now();
+    let (ok, out, err) = run_cli(args(&["--start", "+2s", "--duration", "1h", "--wait"]))
+        .await
+        .unwrap();
+    assert!(ok, "{err}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(1_500),
+        "returned before the start"
+    );
+    assert!(out.contains(" active: 1 unit of profile small"), "{out}");
+    // Wrong times are refused before anything is sent, naming the flag.
+    let (ok, _, err) = run_cli(args(&["--start", "tomorrow"])).await.unwrap();
+    assert!(
+        !ok && err.contains("--start") && err.contains("2026-12-01T00:00Z"),
+        "{err}"
+    );
+    let (ok, _, err) = run_cli(args(&["--end", "+1h", "--duration", "1h"]))
+        .await
+        .unwrap();
+    assert!(!ok && err.contains("--duration"), "{err}");
+    // An end in the past is refused by the manager, naming the field.
+    let (ok, _, err) = run_cli(args(&["--end", "2020-01-01"])).await.unwrap();
+    assert!(!ok && err.contains("spec.end"), "{err}");
+    w.stop().await;
+}
