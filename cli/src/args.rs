@@ -486,6 +486,14 @@ pub struct ClaimSpecArgs {
     /// How long it holds from its start, like 90m, 12h or 7d; instead of --end.
     #[arg(long, value_name = "LENGTH", value_parser = crate::when::parse_length)]
     pub duration: Option<u64>,
+    /// Start at the earliest instant (from --not-before, or now) within the
+    /// manager's planning window at which the whole claim fits for its whole
+    /// --duration.
+    #[arg(long, conflicts_with_all = ["start", "end"])]
+    pub earliest: bool,
+    /// With --earliest: start no sooner than this; same forms as --start.
+    #[arg(long, value_name = "TIME", value_parser = crate::when::parse_instant, requires = "earliest")]
+    pub not_before: Option<u64>,
 }
 
 /// A unit is a profile or explicit resources, exactly one of them.
@@ -542,9 +550,10 @@ impl ClaimSpecArgs {
             strategy: self
                 .strategy
                 .map_or(v1::Strategy::Unspecified, v1::Strategy::from) as i32,
-            start_unix_ms: wire_ms(self.start),
+            start_unix_ms: wire_ms(self.start.or(self.not_before)),
             end_unix_ms: wire_ms(self.end),
             duration_ms: wire_ms(self.duration),
+            earliest_start: self.earliest,
         }
     }
 }

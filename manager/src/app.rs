@@ -164,6 +164,38 @@ impl App {
         outcome
     }
 
+    /// The earliest window from `first` on, within the planning window, at
+    /// which `spec` fits (quota included), as this manager decides at
+    /// `now`; `placed` as for [`schedule`](Self::schedule).
+    pub fn schedule_earliest(
+        &self,
+        books: &Books,
+        spec: &theia::model::ClaimSpec,
+        tenant: &theia::model::Tenant,
+        placed: bool,
+        first: Window,
+        now: u64,
+    ) -> Result<theia::scheduler::Found, theia::scheduler::NoSlot> {
+        let mut rotation = self.rotation.lock().unwrap_or_else(|e| e.into_inner());
+        let planning = u64::try_from(self.config.planning_window.as_millis()).unwrap_or(u64::MAX);
+        let found = theia::scheduler::earliest_start(
+            &self.candidates(books),
+            spec,
+            tenant,
+            &books.index().tenant(&tenant.name).held,
+            first,
+            planning,
+            rotation.as_deref(),
+            now,
+        );
+        if let Ok(slot) = &found {
+            if placed && spec.strategy == theia::model::Strategy::RoundRobin {
+                rotation.clone_from(&slot.outcome.last_datacenter);
+            }
+        }
+        found
+    }
+
     /// A claim for the wire, with its state and risk judged now on `books`.
     pub fn claim_to_wire(&self, books: &Books, claim: &Claim) -> v1::Claim {
         let now = wall_ms();

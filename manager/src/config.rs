@@ -32,6 +32,8 @@ pub struct ManagerConfig {
     pub liveness: LivenessPolicy,
     /// How long released claims are kept before they are pruned.
     pub claim_retention: Duration,
+    /// How far from its first allowed start a dynamic start may go.
+    pub planning_window: Duration,
     /// The Redis URL of a manager cluster's store; the embedded store when `None`.
     pub redis: Option<String>,
     /// The cluster secret that seals what is stored in Redis.
@@ -240,6 +242,7 @@ impl ManagerConfig {
                 down_after,
             },
             claim_retention: c.duration("claim_retention")?,
+            planning_window: c.duration("planning_window")?,
             redis,
             secret,
             redis_ca,

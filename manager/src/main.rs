@@ -84,6 +84,10 @@ struct Args {
     /// How long released claims are kept before they are pruned [default: 7d].
     #[arg(long)]
     claim_retention: Option<String>,
+    /// How far from its first allowed start a claim with the earliest start
+    /// may be placed [default: 31d].
+    #[arg(long)]
+    planning_window: Option<String>,
     /// Log filter, e.g. info or theia_manager=debug [default: info].
     #[arg(long)]
     log: Option<String>,
@@ -118,6 +122,7 @@ impl Args {
             ("suspect_after", &self.suspect_after),
             ("down_after", &self.down_after),
             ("claim_retention", &self.claim_retention),
+            ("planning_window", &self.planning_window),
             ("log", &self.log),
         ]
         .into_iter()

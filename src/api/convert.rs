@@ -21,7 +21,8 @@ fn optional_ms(field: &str, value: i64) -> Result<Option<u64>, FieldError> {
     }
 }
 
-fn ms_to_wire(ms: Option<u64>) -> i64 {
+/// Unix ms (or a length in ms) for the wire, where 0 means none.
+pub fn ms_to_wire(ms: Option<u64>) -> i64 {
     ms.map_or(0, |ms| i64::try_from(ms).unwrap_or(i64::MAX))
 }
 
@@ -138,6 +139,7 @@ pub fn claim_spec_from_wire(s: v1::ClaimSpec) -> Result<ClaimSpec, FieldError> {
             start_ms: optional_ms("start_unix_ms", s.start_unix_ms)?,
             end_ms: optional_ms("end_unix_ms", s.end_unix_ms)?,
             duration_ms: optional_ms("duration_ms", s.duration_ms)?,
+            earliest: s.earliest_start,
         },
     })
 }
@@ -162,6 +164,7 @@ pub fn claim_spec_to_wire(s: &ClaimSpec) -> v1::ClaimSpec {
         start_unix_ms: ms_to_wire(s.timing.start_ms),
         end_unix_ms: ms_to_wire(s.timing.end_ms),
         duration_ms: ms_to_wire(s.timing.duration_ms),
+        earliest_start: s.timing.earliest,
     }
 }
 
@@ -271,7 +274,8 @@ mod tests {
             Timing {
                 start_ms: Some(1_000),
                 end_ms: None,
-                duration_ms: Some(500)
+                duration_ms: Some(500),
+                earliest: false,
             }
         );
         let back = claim_spec_to_wire(&spec);

@@ -8,8 +8,8 @@ mod convert;
 pub mod tls;
 
 pub use convert::{
-    claim_spec_from_wire, claim_spec_to_wire, claim_to_wire, placement_to_wire, profile_from_wire,
-    profile_to_wire, strategy_from_wire, tenant_from_wire, tenant_to_wire,
+    claim_spec_from_wire, claim_spec_to_wire, claim_to_wire, ms_to_wire, placement_to_wire,
+    profile_from_wire, profile_to_wire, strategy_from_wire, tenant_from_wire, tenant_to_wire,
 };
 
 /// Code generated from `proto/theia/v1/*.proto`.

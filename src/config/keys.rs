@@ -211,6 +211,12 @@ pub const KEYS: &[KeySpec] = &[
         "how long released claims stay listed (and answer a retried request id) before they are pruned",
     ),
     key(
+        "planning_window",
+        Some("31d"),
+        "theia-manager",
+        "how far from its earliest allowed start a claim with --earliest may be placed",
+    ),
+    key(
         "log",
         Some("info"),
         "all",

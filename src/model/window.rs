@@ -67,6 +67,10 @@ pub struct Timing {
     /// How long from the start; instead of an end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
+    /// Dynamic start: the earliest start from `start_ms` (or now) on, within
+    /// the planning window, at which the claim fits for its whole duration.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub earliest: bool,
 }
 
 impl Timing {
@@ -77,6 +81,12 @@ impl Timing {
             return Err(FieldError::new(
                 "duration",
                 "give an end or a duration, not both",
+            ));
+        }
+        if self.earliest && self.end_ms.is_some() {
+            return Err(FieldError::new(
+                "end",
+                "a claim with the earliest start takes a duration, not an end",
             ));
         }
         if let Some(d) = self.duration_ms {
@@ -193,6 +203,21 @@ mod tests {
             ..Timing::default()
         };
         assert_eq!(both.validate().unwrap_err().field, "duration");
+        let moving_end = Timing {
+            end_ms: Some(5),
+            earliest: true,
+            ..Timing::default()
+        };
+        assert_eq!(moving_end.validate().unwrap_err().field, "end");
+        assert!(
+            Timing {
+                duration_ms: Some(5),
+                earliest: true,
+                ..Timing::default()
+            }
+            .validate()
+            .is_ok()
+        );
         let zero = Timing {
             duration_ms: Some(0),
             ..Timing::default()

@@ -11,11 +11,13 @@
 //! order after a rotation point the caller keeps. A claim is placed whole
 //! or not at all.
 
+mod earliest;
 mod liveness;
 mod quota;
 mod timeline;
 mod usage;
 
+pub use earliest::{Found, NoSlot, earliest_start};
 pub use liveness::{Liveness, LivenessPolicy};
 pub use quota::{QuotaExceeded, check_quota};
 pub use timeline::{Peak, Timeline};

@@ -124,6 +124,7 @@ proptest! {
                         start_ms: (offset > 0).then_some(now + offset),
                         end_ms: None,
                         duration_ms: len,
+                        earliest: false,
                     };
                     let window = timing.resolve(now).unwrap();
                     let mut spec = ClaimSpec {

@@ -199,3 +199,72 @@ async fn the_cli_creates_a_claim_for_later_and_waits_for_it() {
     assert!(!ok && err.contains("spec.end"), "{err}");
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dynamic_start_is_the_earliest_that_fits_and_explain_says_when() {
+    let mut w = TwoDcs::start().await;
+    let hour = 3_600_000;
+    let full_until = now_ms() + hour;
+    // dc-eu is full for the next hour.
+    w.api.create_claim(in_eu(4, 0, full_until)).await.unwrap();
+    let earliest = |count: u32, not_before: i64| v1::ClaimSpec {
+        earliest_start: true,
+        duration_ms: hour,
+        ..in_eu(count, not_before, 0)
+    };
+    // Explain says when; create places it then, pending until then.
+    let ex = w
+        .api
+        .claims
+        .explain_claim(v1::ExplainClaimRequest {
+            spec: Some(earliest(2, 0)),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(ex.fits, "{}", ex.summary);
+    assert_eq!(
+        (ex.start_unix_ms, ex.end_unix_ms),
+        (full_until, full_until + hour)
+    );
+    let at = theia::model::format_instant(u64::try_from(full_until).unwrap());
+    assert!(
+        ex.summary.ends_with(&format!("from {at}")),
+        "{}",
+        ex.summary
+    );
+    let later = w.api.create_claim(earliest(2, 0)).await.unwrap();
+    assert_eq!(later.state, v1::ClaimState::Pending as i32);
+    assert_eq!(
+        (later.start_unix_ms, later.end_unix_ms),
+        (full_until, full_until + hour)
+    );
+    // Half of dc-eu stays free then: two more units fit at the same start,
+    // and a start asked for later than that is kept.
+    let not_before = full_until + 600_000;
+    let kept = w.api.create_claim(earliest(2, not_before)).await.unwrap();
+    assert_eq!(kept.start_unix_ms, not_before);
+    // Five units never fit in dc-eu (20 > 16): the error says so, and why.
+    let err = w.api.create_claim(earliest(5, 0)).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(
+        err.message().contains("no start from")
+            && err.message().contains("(31 days, the planning window)")
+            && err
+                .message()
+                .contains("at the first: 0 of 5 units found a place"),
+        "{}",
+        err.message()
+    );
+    // An end does not go with a dynamic start.
+    let err = w
+        .api
+        .create_claim(v1::ClaimSpec {
+            earliest_start: true,
+            ..in_eu(1, 0, full_until)
+        })
+        .await
+        .unwrap_err();
+    assert!(err.message().contains("spec.end"), "{}", err.message());
+    w.stop().await;
+}

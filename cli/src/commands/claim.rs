@@ -431,6 +431,7 @@ mod tests {
                 ("selector".to_owned(), 3),
             ]
             .into(),
+            ..Default::default()
         };
         let view = explain_view(&e);
         assert!(

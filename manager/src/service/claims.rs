@@ -2,7 +2,7 @@
 
 use theia::access::Scope;
 use theia::api::v1::claim_service_server::ClaimService;
-use theia::api::{claim_spec_from_wire, placement_to_wire, v1};
+use theia::api::{claim_spec_from_wire, ms_to_wire, placement_to_wire, v1};
 use theia::model::{Claim, ClaimSpec, ClaimState, FieldError, Window, validate_name};
 use theia::scheduler::{Outcome, check_quota};
 use theia::state::{Books, Change, ClaimEnd};
@@ -108,6 +108,42 @@ fn new_claim_id(books: &Books) -> String {
     }
 }
 
+impl Api {
+    /// The window and placement `spec` gets on `books` at `now`: over the
+    /// window it asks for, or with a dynamic start the earliest that fits.
+    /// A quota exceeded, or no start that fits, is an error; a placement
+    /// that does not fit is an outcome that says so. `placed` as for
+    /// [`App::schedule`](crate::app::App::schedule).
+    fn decide(
+        &self,
+        books: &Books,
+        spec: &ClaimSpec,
+        placed: bool,
+        now: u64,
+    ) -> Result<(Window, Outcome), ApiError> {
+        let first = resolve_window(spec, now)?;
+        let tenant = books
+            .tenants
+            .get(&spec.tenant)
+            .ok_or_else(|| ApiError::not_found("tenant", &spec.tenant, "spec.tenant"))?;
+        if spec.timing.earliest {
+            return match self
+                .0
+                .schedule_earliest(books, spec, tenant, placed, first, now)
+            {
+                Ok(found) => Ok((found.window, found.outcome)),
+                Err(none) => Err(ApiError::Exhausted(format!(
+                    "claim does not fit: {}",
+                    none.summary
+                ))),
+            };
+        }
+        let usage = books.index().tenant(&tenant.name);
+        check_quota(tenant, &usage.held, &spec.total(), first, now).map_err(ApiError::from)?;
+        Ok((first, self.0.schedule(books, spec, placed, first, now)))
+    }
+}
+
 /// How often a claim is decided again after a write conflict.
 const PLACE_ATTEMPTS: u32 = 8;
 
@@ -132,15 +168,7 @@ impl Api {
             }
             let books = &ledger.books;
             let now = wall_ms();
-            let window = resolve_window(&spec, now)?;
-            let tenant = books
-                .tenants
-                .get(&spec.tenant)
-                .ok_or_else(|| ApiError::not_found("tenant", &spec.tenant, "spec.tenant"))?;
-            let usage = books.index().tenant(&tenant.name);
-            check_quota(tenant, &usage.held, &spec.total(), window, now).map_err(ApiError::from)?;
-
-            let outcome = self.0.schedule(books, &spec, true, window, now);
+            let (window, outcome) = self.decide(books, &spec, true, now)?;
             if !outcome.fits {
                 return Err(not_fitting(&outcome));
             }
@@ -343,20 +371,28 @@ impl ClaimService for Api {
         let books = &ledger.books;
         let spec = resolve_spec(books, req.into_inner().spec, &scope)?;
         let now = wall_ms();
-        let window = resolve_window(&spec, now)?;
-        let outcome = self.0.schedule(books, &spec, false, window, now);
-        let quota = books.tenants.get(&spec.tenant).map(|t| {
-            check_quota(
-                t,
-                &books.index().tenant(&t.name).held,
-                &spec.total(),
-                window,
-                now,
-            )
-        });
-        let (fits, summary) = match quota {
-            Some(Err(e)) => (false, e.to_string()),
-            _ => (outcome.fits, outcome.summary.clone()),
+        let first = resolve_window(&spec, now)?;
+        // Explain decides as create would, and says the same when it would
+        // refuse: the quota, or no start in the planning window.
+        let (window, outcome, refusal) = match self.decide(books, &spec, false, now) {
+            Ok((window, outcome)) => (window, outcome, None),
+            Err(ApiError::Exhausted(why)) => {
+                let outcome = self.0.schedule(books, &spec, false, first, now);
+                (first, outcome, Some(why))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (fits, summary) = match refusal {
+            Some(why) => (false, why),
+            None if outcome.fits && window.start > now => (
+                true,
+                format!(
+                    "{} from {}",
+                    outcome.summary,
+                    theia::model::format_instant(window.start)
+                ),
+            ),
+            None => (outcome.fits, outcome.summary.clone()),
         };
         Ok(Response::new(v1::ExplainClaimResponse {
             fits,
@@ -377,6 +413,8 @@ impl ClaimService for Api {
                 .collect(),
             summary,
             rejected_by: outcome.rejected_by.into_iter().collect(),
+            start_unix_ms: ms_to_wire(Some(window.start)),
+            end_unix_ms: ms_to_wire(window.end),
         }))
     }
 }
