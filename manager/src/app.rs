@@ -175,7 +175,7 @@ impl App {
         placed: bool,
         first: Window,
         now: u64,
-    ) -> Result<theia::scheduler::Found, theia::scheduler::NoSlot> {
+    ) -> Result<theia::scheduler::Found, Box<theia::scheduler::NoSlot>> {
         let mut rotation = self.rotation.lock().unwrap_or_else(|e| e.into_inner());
         let planning = u64::try_from(self.config.planning_window.as_millis()).unwrap_or(u64::MAX);
         let found = theia::scheduler::earliest_start(

@@ -48,7 +48,7 @@ pub fn earliest_start(
     planning_ms: u64,
     rotation: Option<&str>,
     now: u64,
-) -> Result<Found, NoSlot> {
+) -> Result<Found, Box<NoSlot>> {
     let last = first.start.saturating_add(planning_ms);
     let mut starts: Vec<u64> = candidates
         .iter()
@@ -87,12 +87,12 @@ pub fn earliest_start(
         format_instant(last),
     )
     .replace(".000 days", " days");
-    Err(NoSlot {
+    Err(Box::new(NoSlot {
         tried,
         first: first_outcome,
         quota,
         summary,
-    })
+    }))
 }
 
 #[cfg(test)]
