@@ -26,9 +26,12 @@ pub struct Found {
 pub struct NoSlot {
     /// How many starts were tried.
     pub tried: usize,
-    /// The outcome at the first allowed start, for its per-datacenter reasons.
-    pub first: Outcome,
-    /// The quota refusal at the first allowed start, if it was the quota.
+    /// The last start tried: after every release within the planning
+    /// window, where the most is free.
+    pub last: Window,
+    /// The outcome there, for its per-datacenter reasons.
+    pub outcome: Outcome,
+    /// The quota refusal there, if it was the quota.
     pub quota: Option<Box<QuotaExceeded>>,
     /// One line for people.
     pub summary: String,
@@ -64,7 +67,7 @@ pub fn earliest_start(
         end: length.map(|l| start.saturating_add(l)),
     };
     let mut tried = 0;
-    let mut at_first = None;
+    let mut at_last = None;
     for start in std::iter::once(first.start).chain(starts) {
         tried += 1;
         let window = at(start);
@@ -73,23 +76,31 @@ pub fn earliest_start(
         if quota.is_ok() && outcome.fits {
             return Ok(Found { window, outcome });
         }
-        at_first.get_or_insert((outcome, quota.err()));
+        at_last = Some((window, outcome, quota.err()));
     }
-    let (first_outcome, quota) = at_first.expect("the first start is always tried");
-    let days = planning_ms as f64 / 86_400_000.0;
+    let (last_window, outcome, quota) = at_last.expect("the first start is always tried");
     let why = match &quota {
         Some(q) => q.to_string(),
-        None => first_outcome.summary.clone(),
+        None => outcome.summary.clone(),
+    };
+    // Whole days as days (humantime would call 31 days a month and more).
+    const DAY: u64 = 86_400_000;
+    let planning = if planning_ms > 0 && planning_ms % DAY == 0 {
+        super::plural(planning_ms / DAY, "day")
+    } else {
+        humantime::format_duration(std::time::Duration::from_millis(planning_ms)).to_string()
     };
     let summary = format!(
-        "no start from {} to {} ({days:.3} days, the planning window) fits the whole claim for its whole duration; {tried} starts tried (the first and every instant capacity frees up); at the first: {why}",
+        "no start from {} to {} ({planning}, the planning window) fits the whole claim for its whole duration; {} tried (the first and every instant capacity frees up); at the last, {}: {why}",
         format_instant(first.start),
         format_instant(last),
-    )
-    .replace(".000 days", " days");
+        super::plural(tried as u64, "start"),
+        format_instant(last_window.start),
+    );
     Err(Box::new(NoSlot {
         tried,
-        first: first_outcome,
+        last: last_window,
+        outcome,
         quota,
         summary,
     }))
@@ -203,7 +214,7 @@ mod tests {
     }
 
     #[test]
-    fn nowhere_in_the_planning_window_says_why_at_the_first_start() {
+    fn nowhere_in_the_planning_window_says_why_at_the_last_start_tried() {
         let dcs = [dc(0, 4)];
         let mut usage = DatacenterUsage::default();
         usage
@@ -241,8 +252,8 @@ mod tests {
         assert_eq!(no.tried, 1, "100 is past the planning window");
         assert!(
             no.summary.starts_with(
-                "no start from 1970-01-01T00:00:00Z to 1970-01-01T00:00:00Z (0.000 days"
-            ) || no.summary.contains("planning window"),
+                "no start from 1970-01-01T00:00:00Z to 1970-01-01T00:00:00Z (90ms, the planning window) fits the whole claim for its whole duration; 1 start tried"
+            ),
             "{}",
             no.summary
         );
@@ -267,5 +278,12 @@ mod tests {
         assert!(no.summary.contains("quota"), "{}", no.summary);
         assert!(no.quota.is_some());
         assert_eq!(no.tried, 2, "the first start and the release at 100");
+        assert_eq!(no.last, Window::between(100, 110));
+        assert!(
+            no.summary
+                .contains("2 starts tried (the first and every instant capacity frees up); at the last, 1970-01-01T00:00:00Z: tenant"),
+            "{}",
+            no.summary
+        );
     }
 }

@@ -252,7 +252,7 @@ async fn a_dynamic_start_is_the_earliest_that_fits_and_explain_says_when() {
             && err.message().contains("(31 days, the planning window)")
             && err
                 .message()
-                .contains("at the first: 0 of 5 units found a place"),
+                .contains(": 4 of 5 units found a place"),
         "{}",
         err.message()
     );
