@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::access::Token;
 use crate::clock::Timestamp;
 use crate::crdt::{Crdt, Lww, LwwMap};
-use crate::model::{Claim, Datacenter, DatacenterSettings, Profile, Tenant};
+use crate::model::{Claim, Datacenter, DatacenterSettings, Maintenance, Profile, Tenant};
 
 /// One register of one map: the unit of persistence and replication.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,6 +71,13 @@ pub enum Change {
         /// Its register.
         register: Lww<Token>,
     },
+    /// A maintenance window under its id.
+    Maintenance {
+        /// The id.
+        key: String,
+        /// Its register.
+        register: Lww<Maintenance>,
+    },
     /// What one datacenter's agent said of its part of a claim.
     #[serde(rename = "claim_applied")]
     Applied {
@@ -124,6 +131,14 @@ impl Change {
         }
     }
 
+    /// `maintenance` as written at `ts`, under its id.
+    pub fn maintenance(ts: Timestamp, maintenance: Maintenance) -> Self {
+        Self::Maintenance {
+            key: maintenance.id.clone(),
+            register: Lww::new(ts, maintenance),
+        }
+    }
+
     /// The end of claim `id`, written at `ts`.
     pub fn end(id: &str, ts: Timestamp, end: ClaimEnd) -> Self {
         Self::End {
@@ -151,6 +166,7 @@ impl Change {
             Self::Token { register, .. } => register.timestamp(),
             Self::Claim { register, .. } => register.timestamp(),
             Self::End { register, .. } => register.timestamp(),
+            Self::Maintenance { register, .. } => register.timestamp(),
             Self::Applied { register, .. } => register.timestamp(),
         }
     }
@@ -165,6 +181,7 @@ impl Change {
             Self::Token { register, .. } => register.is_tombstone(),
             Self::Claim { register, .. } => register.is_tombstone(),
             Self::End { register, .. } => register.is_tombstone(),
+            Self::Maintenance { register, .. } => register.is_tombstone(),
             Self::Applied { register, .. } => register.is_tombstone(),
         }
     }
@@ -188,6 +205,7 @@ impl Change {
             Self::Token { key, .. } => format!("token/{key}"),
             Self::Claim { key, .. } => format!("claim/{key}"),
             Self::End { key, .. } => format!("claim_end/{key}"),
+            Self::Maintenance { key, .. } => format!("maintenance/{key}"),
             Self::Applied {
                 claim, datacenter, ..
             } => format!("claim_applied/{claim}/{datacenter}"),
@@ -211,6 +229,8 @@ pub struct Books {
     pub profiles: LwwMap<String, Profile>,
     /// Token records by id.
     pub tokens: LwwMap<String, Token>,
+    /// Maintenance windows by id, cancelled ones included.
+    pub maintenances: LwwMap<String, Maintenance>,
     records: LwwMap<String, Claim>,
     ends: LwwMap<String, ClaimEnd>,
     applied: AppliedFlags,
@@ -238,6 +258,12 @@ impl Books {
             Change::Token { key, register } => merge_into(&mut self.tokens, key, register),
             Change::Claim { key, register } => merge_into(&mut self.records, key, register),
             Change::End { key, register } => merge_into(&mut self.ends, key, register),
+            Change::Maintenance { key, register } => {
+                let before = self.maintenances.get(key).cloned();
+                merge_into(&mut self.maintenances, key, register);
+                self.index
+                    .update_maintenance(before.as_ref(), self.maintenances.get(key));
+            }
             Change::Applied {
                 claim,
                 datacenter,
@@ -345,6 +371,10 @@ impl Books {
                 key: key.clone(),
                 register: self.ends.register(key)?.clone(),
             },
+            Change::Maintenance { key, .. } => Change::Maintenance {
+                key: key.clone(),
+                register: self.maintenances.register(key)?.clone(),
+            },
             Change::Applied {
                 claim, datacenter, ..
             } => Change::Applied {
@@ -360,6 +390,11 @@ impl Books {
     /// for the one writer undoing a change its store refused. Not a merge:
     /// it goes back in time.
     pub fn restore(&mut self, change: &Change, prior: Option<Change>) {
+        let maintenance = |books: &Self| match change {
+            Change::Maintenance { key, .. } => books.maintenances.get(key).cloned(),
+            _ => None,
+        };
+        let before = maintenance(self);
         self.forget(change);
         if let Some(prior) = prior.filter(|p| p.storage_key() == change.storage_key()) {
             self.put(prior);
@@ -368,6 +403,10 @@ impl Books {
             self.refresh(id);
         }
         self.refresh_datacenter(change);
+        if matches!(change, Change::Maintenance { .. }) {
+            self.index
+                .update_maintenance(before.as_ref(), maintenance(self).as_ref());
+        }
     }
 
     /// Removes the register under `change`'s key, whatever it holds.
@@ -380,6 +419,7 @@ impl Books {
             Change::Token { key, .. } => self.tokens.restore(key.clone(), None),
             Change::Claim { key, .. } => self.records.restore(key.clone(), None),
             Change::End { key, .. } => self.ends.restore(key.clone(), None),
+            Change::Maintenance { key, .. } => self.maintenances.restore(key.clone(), None),
             Change::Applied {
                 claim, datacenter, ..
             } => {
@@ -403,6 +443,9 @@ impl Books {
             Change::Token { key, register } => self.tokens.restore(key, Some(register)),
             Change::Claim { key, register } => self.records.restore(key, Some(register)),
             Change::End { key, register } => self.ends.restore(key, Some(register)),
+            Change::Maintenance { key, register } => {
+                self.maintenances.restore(key, Some(register));
+            }
             Change::Applied {
                 claim,
                 datacenter,

@@ -127,6 +127,9 @@ pub enum Command {
     /// Claims: capacity held for a tenant.
     #[command(subcommand)]
     Claim(ClaimCommand),
+    /// Maintenance: capacity taken out of a datacenter over a window.
+    #[command(subcommand)]
+    Maintenance(MaintenanceCommand),
     /// theia's own configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -311,6 +314,74 @@ pub enum DcCommand {
     Delete {
         /// The datacenter's id.
         dc: String,
+    },
+    /// Stop placing anything new on a datacenter and take all of it into
+    /// maintenance from now until cancelled: its claims are re-placed on
+    /// other datacenters where they fit, the rest are at risk.
+    Drain {
+        /// The datacenter's id.
+        dc: String,
+        /// Why, for the tenants it affects.
+        #[arg(long, value_name = "TEXT", default_value = "drained by an operator")]
+        reason: String,
+        /// Show which claims it would move, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// `theia maintenance ...`.
+#[derive(Subcommand, Debug)]
+pub enum MaintenanceCommand {
+    /// Take capacity out of a datacenter over a window. Refused, with its
+    /// impact, when claims hold that capacity, unless --force.
+    Create {
+        /// The datacenter.
+        #[arg(long, value_name = "DC")]
+        datacenter: String,
+        /// What it takes, e.g. compute.vcpu=8,compute.memory=32Gi.
+        #[arg(long, value_name = "LIST", value_parser = parse_kv_list, required_unless_present = "all", conflicts_with = "all")]
+        resources: Option<KvList>,
+        /// Take the whole datacenter: nothing is placed there within the window.
+        #[arg(long)]
+        all: bool,
+        /// When it starts [default: now]; RFC 3339, a date, or +LENGTH.
+        #[arg(long, value_name = "TIME", value_parser = crate::when::parse_instant)]
+        start: Option<u64>,
+        /// When it ends; same forms as --start.
+        #[arg(long, value_name = "TIME", value_parser = crate::when::parse_instant, required_unless_present = "duration", conflicts_with = "duration")]
+        end: Option<u64>,
+        /// How long it lasts, like 4h or 2d; instead of --end.
+        #[arg(long, value_name = "LENGTH", value_parser = crate::when::parse_length)]
+        duration: Option<u64>,
+        /// Why, for the tenants it affects.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// Accept it even if it takes capacity that claims hold: re-place them elsewhere.
+        #[arg(long)]
+        force: bool,
+        /// Show the impact only; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// List maintenance not ended or cancelled.
+    List {
+        /// Only this datacenter's.
+        #[arg(long, value_name = "DC")]
+        datacenter: Option<String>,
+        /// Include ended and cancelled ones.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show one maintenance.
+    Show {
+        /// Its id.
+        id: String,
+    },
+    /// Give a maintenance's capacity back from now on.
+    Cancel {
+        /// Its id.
+        id: String,
     },
 }
 

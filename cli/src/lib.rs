@@ -44,6 +44,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Tenant(c) => commands::tenant::run(&Ctx::new(config)?, c).await,
         Command::Profile(c) => commands::profile::run(&Ctx::new(config)?, c).await,
         Command::Claim(c) => commands::claim::run(&Ctx::new(config)?, c).await,
+        Command::Maintenance(c) => commands::maintenance::run(&Ctx::new(config)?, c).await,
         Command::Token(c) => commands::token::run(&Ctx::new(config)?, c).await,
         Command::Whoami => commands::token::whoami(&Ctx::new(config)?).await,
     }

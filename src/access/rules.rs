@@ -52,6 +52,22 @@ pub const RULES: &[(&str, Rule)] = &[
         "/theia.v1.InfrastructureService/UpdateDatacenter",
         Rule::Roles(MANAGE),
     ),
+    (
+        "/theia.v1.InfrastructureService/CreateMaintenance",
+        Rule::Roles(MANAGE),
+    ),
+    (
+        "/theia.v1.InfrastructureService/GetMaintenance",
+        Rule::Roles(MANAGE),
+    ),
+    (
+        "/theia.v1.InfrastructureService/ListMaintenances",
+        Rule::Roles(MANAGE),
+    ),
+    (
+        "/theia.v1.InfrastructureService/CancelMaintenance",
+        Rule::Roles(MANAGE),
+    ),
     ("/theia.v1.TenantService/CreateTenant", Rule::Roles(MANAGE)),
     (
         "/theia.v1.TenantService/GetTenant",

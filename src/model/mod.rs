@@ -4,6 +4,7 @@
 
 mod error;
 mod labels;
+mod maintenance;
 mod names;
 mod objects;
 mod quantity;
@@ -13,6 +14,7 @@ mod window;
 
 pub use error::{FieldError, quoted};
 pub use labels::{Labels, Selector, validate_labels};
+pub use maintenance::Maintenance;
 pub use names::{MAX_NAME_LEN, validate_name, validate_request_id};
 pub(crate) use objects::validate_text;
 pub use objects::{

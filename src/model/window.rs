@@ -259,6 +259,18 @@ mod tests {
     }
 
     #[test]
+    fn a_window_may_last_a_hundred_years_and_no_more() {
+        let year = 365 * 24 * 3600 * 1000;
+        let lasting = |years: u64| Timing {
+            duration_ms: Some(years * year),
+            ..Timing::default()
+        };
+        assert!(lasting(99).validate().is_ok());
+        assert!(lasting(100).validate().is_ok(), "leap days included");
+        assert_eq!(lasting(101).validate().unwrap_err().field, "duration");
+    }
+
+    #[test]
     fn instants_read_as_utc() {
         assert_eq!(format_instant(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_instant(1_796_083_200_000), "2026-12-01T00:00:00Z");

@@ -12,12 +12,14 @@
 //! or not at all.
 
 mod earliest;
+mod impact;
 mod liveness;
 mod quota;
 mod timeline;
 mod usage;
 
 pub use earliest::{Found, NoSlot, earliest_start};
+pub use impact::{Impact, Shortfall, impact};
 pub use liveness::{Liveness, LivenessPolicy};
 pub use quota::{QuotaExceeded, check_quota};
 pub use timeline::{Peak, Timeline};
@@ -55,7 +57,10 @@ impl Candidate<'_> {
     /// What theia may still place here in `class` at every instant of
     /// `window`, and the instant where the least is left.
     pub fn available_over(&self, class: &ResourceClass, window: Window) -> Peak {
-        let peak = self.usage.allocated.peak(class, window);
+        let peak = self
+            .usage
+            .allocated
+            .peak_with(&self.usage.maintenance, class, window);
         let left = self.dc.inventory.get(class).map_or(0, |inv| {
             available(inv, peak.amount, self.usage.applied.get(class))
         });
@@ -75,12 +80,31 @@ impl Candidate<'_> {
     /// operator reserved more): shown, never hidden, and the claims there
     /// are at risk.
     pub fn over_committed(&self, now: u64) -> Vec<ResourceClass> {
+        let from_now = Window::from(now);
+        // Claims held while the whole datacenter is in maintenance.
+        let closed: Vec<Window> = self
+            .usage
+            .closed_within(from_now)
+            .map(|(w, _)| *w)
+            .collect();
         self.usage
             .allocated
-            .peaks(Window::from(now))
-            .iter()
-            .filter(|(class, held)| *held > self.capacity(class))
-            .map(|(class, _)| class.clone())
+            .classes()
+            .filter(|class| {
+                let held = self
+                    .usage
+                    .allocated
+                    .peak_with(&self.usage.maintenance, class, from_now)
+                    .amount;
+                held > self.capacity(class)
+                    || closed.iter().any(|w| {
+                        let start = w.start.max(now);
+                        let open = Window { start, ..*w };
+                        w.end.is_none_or(|e| start < e)
+                            && self.usage.allocated.peak(class, open).amount > 0
+                    })
+            })
+            .cloned()
             .collect()
     }
 }
@@ -97,7 +121,8 @@ pub struct Verdict {
     pub reasons: Vec<String>,
     /// The filters that keep it from taking any unit, by short name:
     /// `datacenters` (not in the claim's list), `selector`, `unschedulable`,
-    /// `down`, `capacity:<class>`. Empty when it can take one.
+    /// `down`, `maintenance` (the whole datacenter, within the claim's
+    /// window), `capacity:<class>`. Empty when it can take one.
     pub filters: Vec<String>,
 }
 
@@ -123,7 +148,12 @@ pub struct Outcome {
 /// Reasons a datacenter is ruled out whatever its capacity.
 /// `mismatch` is the reason given when the selector does not match,
 /// formatted once per claim rather than once per datacenter.
-fn static_reasons(c: &Candidate<'_>, spec: &ClaimSpec, mismatch: &str) -> Vec<String> {
+fn static_reasons(
+    c: &Candidate<'_>,
+    spec: &ClaimSpec,
+    mismatch: &str,
+    window: Window,
+) -> Vec<String> {
     let mut reasons = Vec::new();
     if !spec.datacenters.is_empty() && !spec.datacenters.contains(&c.dc.id) {
         reasons.push("not in the claim's list of datacenters".to_owned());
@@ -137,12 +167,20 @@ fn static_reasons(c: &Candidate<'_>, spec: &ClaimSpec, mismatch: &str) -> Vec<St
     if c.liveness == Liveness::Down {
         reasons.push("down: its agent missed its heartbeats".to_owned());
     }
+    if let Some((w, id)) = c.usage.closed_within(window).next() {
+        reasons.push(format!(
+            "in maintenance {id} from {} to {}",
+            format_instant(w.start),
+            w.end
+                .map_or_else(|| "further notice".to_owned(), format_instant)
+        ));
+    }
     reasons
 }
 
 /// The short names of the filters that rule `c` out whatever its capacity,
 /// in the order [`static_reasons`] gives them.
-fn static_filters(c: &Candidate<'_>, spec: &ClaimSpec) -> Vec<String> {
+fn static_filters(c: &Candidate<'_>, spec: &ClaimSpec, window: Window) -> Vec<String> {
     let mut filters = Vec::new();
     if !spec.datacenters.is_empty() && !spec.datacenters.contains(&c.dc.id) {
         filters.push("datacenters".to_owned());
@@ -155,6 +193,9 @@ fn static_filters(c: &Candidate<'_>, spec: &ClaimSpec) -> Vec<String> {
     }
     if c.liveness == Liveness::Down {
         filters.push("down".to_owned());
+    }
+    if c.usage.closed_within(window).next().is_some() {
+        filters.push("maintenance".to_owned());
     }
     filters
 }
@@ -324,7 +365,7 @@ pub fn schedule_after(
             cap,
             placed: 0,
         };
-        let mut reasons = static_reasons(cand, spec, &mismatch);
+        let mut reasons = static_reasons(cand, spec, &mismatch, window);
         let eligible = reasons.is_empty();
         reasons.extend(slot.shortfalls(&needs, window, now));
         let fit = if reasons.is_empty() {
@@ -332,7 +373,7 @@ pub fn schedule_after(
         } else {
             0
         };
-        let mut filters = static_filters(cand, spec);
+        let mut filters = static_filters(cand, spec, window);
         filters.extend(slot.short_classes(&needs));
         verdicts.push(Verdict {
             datacenter: cand.dc.id.clone(),

@@ -155,6 +155,43 @@ impl Timeline {
         }
     }
 
+    /// The highest amount of `class` that `self` and `other` hold together
+    /// at any instant of `window`.
+    pub fn peak_with(&self, other: &Timeline, class: &ResourceClass, window: Window) -> Peak {
+        if other.is_empty() {
+            return self.peak(class, window);
+        }
+        let mut level = i128::from(self.base.get(class)) + i128::from(other.base.get(class));
+        let mut deltas: Vec<(u64, i128)> = self
+            .steps
+            .iter()
+            .chain(other.steps.iter())
+            .filter(|(t, _)| window.end.is_none_or(|e| **t < e))
+            .map(|(t, s)| (*t, s.delta(class)))
+            .collect();
+        deltas.sort_unstable_by_key(|(t, _)| *t);
+        let mut i = 0;
+        while i < deltas.len() && deltas[i].0 <= window.start {
+            level += deltas[i].1;
+            i += 1;
+        }
+        let mut peak = (level, window.start);
+        while i < deltas.len() {
+            let t = deltas[i].0;
+            while i < deltas.len() && deltas[i].0 == t {
+                level += deltas[i].1;
+                i += 1;
+            }
+            if level > peak.0 {
+                peak = (level, t);
+            }
+        }
+        Peak {
+            amount: clamp(peak.0),
+            at: peak.1,
+        }
+    }
+
     /// The peak of every class held at some time, over `window`.
     pub fn peaks(&self, window: Window) -> Resources {
         let mut out = Resources::new();
@@ -283,6 +320,18 @@ mod tests {
                 prop_assert_eq!(peak, Peak { amount: want, at: first });
                 prop_assert_eq!(tl.peaks(Window { start: from, end }).get(&class), want);
                 prop_assert_eq!(tl.at(from).get(&class), naive(&kept, &class, from));
+            }
+            // Two timelines together peak where their sum does.
+            let (mine, theirs): (Vec<Held>, Vec<Held>) = kept.iter().partition(|h| h.3 % 2 == 0);
+            let (mut a, mut b) = (Timeline::new(), Timeline::new());
+            for h in &mine { a.add(window(h), h.2, &amount(h.3, h.4)); }
+            for h in &theirs { b.add(window(h), h.2, &amount(h.3, h.4)); }
+            for class in [vcpu(), gpu()] {
+                let instants = from..end.unwrap_or(horizon).max(from + 1);
+                let want = instants.clone().map(|t| naive(&kept, &class, t)).max().unwrap();
+                let first = instants.clone().find(|t| naive(&kept, &class, *t) == want).unwrap();
+                prop_assert_eq!(a.peak_with(&b, &class, Window { start: from, end }), Peak { amount: want, at: first });
+                prop_assert_eq!(b.peak_with(&a, &class, Window { start: from, end }), Peak { amount: want, at: first });
             }
             if kept.is_empty() {
                 prop_assert!(tl.is_empty());

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::Timeline;
-use crate::model::{Claim, Resources};
+use crate::model::{Claim, Resources, Window};
 
 /// theia's placements in one datacenter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -14,6 +14,11 @@ pub struct DatacenterUsage {
     pub applied: Resources,
     /// Live claims with a placement here.
     pub claims: u32,
+    /// What maintenance takes out, over time.
+    pub maintenance: Timeline,
+    /// Windows of maintenance that take the whole datacenter, with their
+    /// ids: nothing is placed here within them.
+    pub closed: Vec<(Window, String)>,
 }
 
 /// No placements at all: the usage of a datacenter theia holds nothing in.
@@ -21,9 +26,21 @@ static NO_USAGE: DatacenterUsage = DatacenterUsage {
     allocated: Timeline::new(),
     applied: Resources::new(),
     claims: 0,
+    maintenance: Timeline::new(),
+    closed: Vec::new(),
 };
 
 impl DatacenterUsage {
+    /// Whether nothing is placed or planned here.
+    pub fn is_empty(&self) -> bool {
+        self.claims == 0 && self.maintenance.is_empty() && self.closed.is_empty()
+    }
+
+    /// The whole-datacenter maintenance windows that overlap `window`.
+    pub fn closed_within(&self, window: Window) -> impl Iterator<Item = &(Window, String)> {
+        self.closed.iter().filter(move |(w, _)| w.overlaps(&window))
+    }
+
     /// The usage of a datacenter where theia holds nothing, for as long as
     /// any borrow needs it.
     pub fn none() -> &'static Self {

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::Claim;
+use crate::model::{Claim, Maintenance};
 use crate::scheduler::{DatacenterUsage, Timeline};
 
 /// What one tenant's live claims hold together.
@@ -118,9 +118,52 @@ impl ClaimIndex {
                 u.applied.subtract(&p.resources);
             }
             u.claims = u.claims.saturating_sub(1);
-            if u.claims == 0 {
+            if u.is_empty() {
                 self.datacenters.remove(&p.datacenter);
             }
+        }
+    }
+
+    /// Accounts for one maintenance changing from `before` to `after`.
+    pub fn update_maintenance(
+        &mut self,
+        before: Option<&Maintenance>,
+        after: Option<&Maintenance>,
+    ) {
+        if before == after {
+            return;
+        }
+        if let Some(m) = before {
+            self.take_maintenance(m);
+        }
+        if let Some(m) = after {
+            let Some(window) = m.effective_window() else {
+                return;
+            };
+            let u = self.datacenters.entry(m.datacenter.clone()).or_default();
+            match &m.resources {
+                Some(r) => u.maintenance.add(window, false, r),
+                None => {
+                    u.closed.push((window, m.id.clone()));
+                    u.closed.sort_by(|a, b| a.1.cmp(&b.1));
+                }
+            }
+        }
+    }
+
+    fn take_maintenance(&mut self, m: &Maintenance) {
+        let Some(window) = m.effective_window() else {
+            return;
+        };
+        let Some(u) = self.datacenters.get_mut(&m.datacenter) else {
+            return;
+        };
+        match &m.resources {
+            Some(r) => u.maintenance.remove(window, false, r),
+            None => u.closed.retain(|(_, id)| *id != m.id),
+        }
+        if u.is_empty() {
+            self.datacenters.remove(&m.datacenter);
         }
     }
 

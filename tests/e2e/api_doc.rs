@@ -78,6 +78,7 @@ async fn every_grpcurl_example_in_the_api_doc_runs() {
     assert!(examples.len() >= 20, "{examples:?}");
     let mut claim_id = String::new();
     let mut token_id = String::new();
+    let mut maintenance_id = String::new();
     for example in &examples {
         let out = Command::new("bash")
             .arg("-c")
@@ -86,6 +87,7 @@ async fn every_grpcurl_example_in_the_api_doc_runs() {
             .env("ADDR", manager.addr.to_string())
             .env("CLAIM_ID", &claim_id)
             .env("TOKEN_ID", &token_id)
+            .env("MAINTENANCE_ID", &maintenance_id)
             .env("AUTH", format!("authorization: Bearer {}", manager.token))
             .output()
             .expect("bash runs");
@@ -98,6 +100,15 @@ async fn every_grpcurl_example_in_the_api_doc_runs() {
         if example.contains("ClaimService/CreateClaim") {
             let claim: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
             claim_id = claim["id"].as_str().expect("an id").to_owned();
+        }
+        if example.contains("InfrastructureService/CreateMaintenance") {
+            let made: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
+            if made["accepted"].as_bool() == Some(true) {
+                maintenance_id = made["maintenance"]["id"]
+                    .as_str()
+                    .expect("an id")
+                    .to_owned();
+            }
         }
         if example.contains("AccessService/CreateToken") {
             let made: serde_json::Value = serde_json::from_str(&stdout).expect("JSON");
@@ -112,6 +123,7 @@ async fn every_grpcurl_example_in_the_api_doc_runs() {
     }
     assert!(!claim_id.is_empty(), "the doc creates a claim");
     assert!(!token_id.is_empty(), "the doc creates a token");
+    assert!(!maintenance_id.is_empty(), "the doc creates a maintenance");
     agent.stop().await;
     manager.stop().await;
 }

@@ -23,6 +23,7 @@ mod fuzz;
 mod grpcurl;
 mod hostile_input;
 mod limits;
+mod maintenance;
 mod paging;
 mod placement;
 mod python_sdk;

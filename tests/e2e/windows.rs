@@ -250,9 +250,7 @@ async fn a_dynamic_start_is_the_earliest_that_fits_and_explain_says_when() {
     assert!(
         err.message().contains("no start from")
             && err.message().contains("(31 days, the planning window)")
-            && err
-                .message()
-                .contains(": 4 of 5 units found a place"),
+            && err.message().contains(": 4 of 5 units found a place"),
         "{}",
         err.message()
     );

@@ -1,4 +1,4 @@
-//! `theia dc list|show`.
+//! `theia dc list|show|register|update|delete|drain`.
 
 use theia::api::v1;
 
@@ -117,6 +117,35 @@ pub async fn run(ctx: &Ctx, command: DcCommand) -> Result<(), CliError> {
                 .map_err(|s| client.error(s))?
                 .into_inner();
             ctx.out.show(|| json::proto(&dc), || show_view(&dc))
+        }
+        DcCommand::Drain {
+            dc,
+            reason,
+            dry_run,
+        } => {
+            if !dry_run {
+                client
+                    .infrastructure()
+                    .update_datacenter(v1::UpdateDatacenterRequest {
+                        id: dc.clone(),
+                        schedulable: false,
+                        update_mask: Some(prost_types::FieldMask {
+                            paths: vec!["schedulable".to_owned()],
+                        }),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(|s| client.error(s))?;
+            }
+            let request = v1::CreateMaintenanceRequest {
+                datacenter: dc,
+                all: true,
+                reason,
+                force: true,
+                dry_run,
+                ..Default::default()
+            };
+            super::maintenance::create(ctx, &client, request).await
         }
         DcCommand::Delete { dc } => {
             client

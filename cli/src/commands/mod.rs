@@ -9,6 +9,7 @@ pub mod dc;
 pub mod dev;
 pub mod docs;
 pub mod infra;
+pub mod maintenance;
 pub mod profile;
 pub mod secret;
 pub mod tenant;

@@ -135,6 +135,34 @@ fn selector(text: &str) -> Result<Selector, ApiError> {
 
 #[tonic::async_trait]
 impl InfrastructureService for Api {
+    async fn create_maintenance(
+        &self,
+        req: Request<v1::CreateMaintenanceRequest>,
+    ) -> Result<Response<v1::CreateMaintenanceResponse>, Status> {
+        self.create_maintenance_call(req).await
+    }
+
+    async fn get_maintenance(
+        &self,
+        req: Request<v1::GetMaintenanceRequest>,
+    ) -> Result<Response<v1::Maintenance>, Status> {
+        self.get_maintenance_call(req).await
+    }
+
+    async fn list_maintenances(
+        &self,
+        req: Request<v1::ListMaintenancesRequest>,
+    ) -> Result<Response<v1::ListMaintenancesResponse>, Status> {
+        self.list_maintenances_call(req).await
+    }
+
+    async fn cancel_maintenance(
+        &self,
+        req: Request<v1::CancelMaintenanceRequest>,
+    ) -> Result<Response<v1::Maintenance>, Status> {
+        self.cancel_maintenance_call(req).await
+    }
+
     async fn list_datacenters(
         &self,
         req: Request<v1::ListDatacentersRequest>,

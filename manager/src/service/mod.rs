@@ -6,6 +6,7 @@ mod agent_stream;
 mod claims;
 mod cluster;
 mod infrastructure;
+mod maintenance;
 mod paging;
 mod profiles;
 mod tenants;

@@ -1,0 +1,248 @@
+//! What a maintenance would take from the claims of its datacenter: the
+//! classes it would push over capacity, and the claims whose capacity it
+//! would take (the newest first, as few as restore the fit).
+
+use super::{Candidate, Timeline};
+use crate::model::{Claim, Maintenance, ResourceClass};
+
+/// One class a maintenance would push over capacity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shortfall {
+    /// Which class.
+    pub class: ResourceClass,
+    /// theia's placements and maintenance together at their peak.
+    pub needed: u64,
+    /// What the datacenter can give theia (capacity less external usage);
+    /// 0 while the whole datacenter is in maintenance.
+    pub capacity: u64,
+    /// When the peak is, Unix ms.
+    pub at: u64,
+}
+
+/// A maintenance's impact on its datacenter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Impact {
+    /// Where it would go over capacity; empty when everything still fits.
+    pub over: Vec<Shortfall>,
+    /// Claim ids whose capacity it would take, newest first: moving these
+    /// out of the datacenter restores the fit.
+    pub displaced: Vec<String>,
+}
+
+/// The impact of `m` on `here` (its datacenter), whose live claims are
+/// `claims`, from `now` on.
+pub fn impact(here: &Candidate<'_>, claims: &[&Claim], m: &Maintenance, now: u64) -> Impact {
+    let Some(mut window) = m.effective_window() else {
+        return Impact::default();
+    };
+    window.start = window.start.max(now);
+    if window.end.is_some_and(|e| e <= window.start) {
+        return Impact::default();
+    }
+    let mut overlapping: Vec<&Claim> = claims
+        .iter()
+        .copied()
+        .filter(|c| c.state.holds_capacity() && c.placed_in(&here.dc.id).is_some())
+        .filter(|c| !c.window.ended_by(now) && c.window.overlaps(&window))
+        .collect();
+    // Newest first: the claims made last are the ones moved.
+    overlapping.sort_by(|a, b| (b.created_ms, &b.id).cmp(&(a.created_ms, &a.id)));
+    let mut maintenance = here.usage.maintenance.clone();
+    if let Some(r) = &m.resources {
+        maintenance.add(window, false, r);
+    }
+    let mut held = here.usage.allocated.clone();
+    let shortfalls = |held: &Timeline| -> Vec<Shortfall> {
+        let mut classes: Vec<&ResourceClass> = held.classes().collect();
+        if let Some(r) = &m.resources {
+            classes.extend(r.iter().map(|(c, _)| c));
+        }
+        classes.sort();
+        classes.dedup();
+        classes
+            .into_iter()
+            .filter_map(|class| {
+                let (peak, capacity) = if m.takes_all() {
+                    (held.peak(class, window), 0)
+                } else {
+                    let capacity = here.dc.inventory.get(class).map_or(0, |inv| {
+                        inv.capacity()
+                            .saturating_sub(inv.external(here.usage.applied.get(class)))
+                    });
+                    (held.peak_with(&maintenance, class, window), capacity)
+                };
+                (peak.amount > capacity).then(|| Shortfall {
+                    class: class.clone(),
+                    needed: peak.amount,
+                    capacity,
+                    at: peak.at,
+                })
+            })
+            .collect()
+    };
+    // Only a class that claims hold in the window is theirs to lose: a
+    // maintenance that takes more than there is, where no claim holds
+    // anything, takes what there is and displaces nobody.
+    let theirs = |held: &Timeline| -> Vec<Shortfall> {
+        shortfalls(held)
+            .into_iter()
+            .filter(|s| held.peak(&s.class, window).amount > 0)
+            .collect()
+    };
+    let over = theirs(&held);
+    let mut displaced = Vec::new();
+    let mut left = overlapping;
+    loop {
+        let short = theirs(&held);
+        let holds_short = |c: &&Claim| {
+            c.placed_in(&here.dc.id)
+                .is_some_and(|p| short.iter().any(|s| p.resources.get(&s.class) > 0))
+        };
+        let Some(i) = left.iter().position(holds_short) else {
+            break;
+        };
+        let claim = left.remove(i);
+        let p = claim.placed_in(&here.dc.id).expect("filtered on it");
+        held.remove(claim.window, claim.starts_when_made(), &p.resources);
+        displaced.push(claim.id.clone());
+    }
+    Impact { over, displaced }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{
+        ClaimSpec, ClaimState, Datacenter, Inventory, Labels, Placement, Resources, Selector,
+        Strategy, Window,
+    };
+    use crate::scheduler::{DatacenterUsage, Liveness, usage_by_datacenter};
+
+    fn vcpu() -> ResourceClass {
+        ResourceClass::parse("compute.vcpu").unwrap()
+    }
+
+    fn amount(n: u64) -> Resources {
+        let mut r = Resources::new();
+        r.set(vcpu(), n);
+        r
+    }
+
+    fn claim(id: &str, created: u64, vcpu: u64, window: Window) -> Claim {
+        Claim {
+            id: id.into(),
+            spec: ClaimSpec {
+                tenant: "t".into(),
+                request_id: String::new(),
+                count: 1,
+                profile: None,
+                unit: amount(vcpu),
+                selector: Selector::default(),
+                datacenters: vec![],
+                distinct_datacenters: false,
+                max_per_datacenter: 0,
+                strategy: Strategy::Binpack,
+                timing: Default::default(),
+            },
+            state: ClaimState::Placed,
+            placements: vec![Placement {
+                datacenter: "dc".into(),
+                units: 1,
+                resources: amount(vcpu),
+                applied: false,
+                apply_error: String::new(),
+            }],
+            created_ms: created,
+            updated_ms: created,
+            window,
+        }
+    }
+
+    fn maintenance(resources: Option<u64>, window: Window) -> Maintenance {
+        Maintenance {
+            id: "m-1".into(),
+            datacenter: "dc".into(),
+            resources: resources.map(amount),
+            window,
+            reason: "racks".into(),
+            created_by: "admin".into(),
+            created_ms: 0,
+            cancelled_ms: None,
+        }
+    }
+
+    fn judge(claims: &[Claim], m: &Maintenance, now: u64) -> Impact {
+        let mut dc = Datacenter::new("dc", Labels::new());
+        dc.inventory.insert(vcpu(), Inventory::reported(16, 16));
+        let usage: DatacenterUsage = usage_by_datacenter(claims).remove("dc").unwrap_or_default();
+        let here = Candidate {
+            dc: &dc,
+            liveness: Liveness::Alive,
+            usage: &usage,
+        };
+        let refs: Vec<&Claim> = claims.iter().collect();
+        impact(&here, &refs, m, now)
+    }
+
+    #[test]
+    fn what_still_fits_takes_nothing() {
+        let claims = [claim("a", 1, 8, Window::from(1))];
+        let m = maintenance(Some(8), Window::between(100, 200));
+        assert_eq!(judge(&claims, &m, 10), Impact::default());
+    }
+
+    #[test]
+    fn taking_more_than_there_is_displaces_only_claims_in_its_window() {
+        let m = maintenance(Some(20), Window::between(100, 200));
+        assert_eq!(judge(&[], &m, 10), Impact::default(), "nobody to displace");
+        let claims = [
+            claim("before", 1, 4, Window::between(1, 100)),
+            claim("after", 2, 4, Window::from(200)),
+            claim("during", 3, 2, Window::between(150, 160)),
+        ];
+        let got = judge(&claims, &m, 10);
+        assert_eq!(got.displaced, ["during"]);
+        assert_eq!(
+            got.over,
+            [Shortfall {
+                class: vcpu(),
+                needed: 22,
+                capacity: 16,
+                at: 150
+            }]
+        );
+    }
+
+    #[test]
+    fn the_newest_claims_are_displaced_until_it_fits_and_only_in_its_window() {
+        let claims = [
+            claim("old", 1, 8, Window::from(1)),
+            claim("mid", 2, 4, Window::from(2)),
+            claim("new", 3, 4, Window::from(3)),
+            // Ends before the maintenance starts: not in the way.
+            claim("done", 4, 4, Window::between(4, 100)),
+        ];
+        let m = maintenance(Some(6), Window::between(100, 200));
+        let got = judge(&claims, &m, 10);
+        assert_eq!(
+            got.over,
+            [Shortfall {
+                class: vcpu(),
+                needed: 22,
+                capacity: 16,
+                at: 100
+            }]
+        );
+        assert_eq!(got.displaced, ["new", "mid"], "22 − 4 = 18 > 16, − 4 = 14");
+        // The whole datacenter displaces every claim within its window.
+        let all = judge(&claims, &maintenance(None, Window::between(100, 200)), 10);
+        assert_eq!(all.displaced, ["new", "mid", "old"]);
+        assert_eq!(all.over[0].capacity, 0);
+        assert_eq!(all.over[0].needed, 16);
+        // Once its window is over, or cancelled before it starts, nothing.
+        assert_eq!(judge(&claims, &m, 200), Impact::default());
+        let mut cancelled = m.clone();
+        cancelled.cancelled_ms = Some(50);
+        assert_eq!(judge(&claims, &cancelled, 10), Impact::default());
+    }
+}

@@ -1,0 +1,248 @@
+//! Maintenance end to end: the impact is reported before anything is
+//! taken; a forced maintenance re-places the claims it displaces, with the
+//! agents on both sides following; a drained datacenter gets nothing new.
+
+use theia::api::v1;
+use tonic::Code;
+
+use crate::common::*;
+use crate::placement::TwoDcs;
+
+/// Anywhere: binpack breaks the tie between two empty datacenters
+/// towards dc-eu.
+fn anywhere(count: u32) -> v1::ClaimSpec {
+    v1::ClaimSpec {
+        selector: "region in (eu,us)".into(),
+        ..spec("acme", "small", count)
+    }
+}
+
+fn in_eu(count: u32) -> v1::ClaimSpec {
+    v1::ClaimSpec {
+        datacenters: vec!["dc-eu".into()],
+        ..spec("acme", "small", count)
+    }
+}
+
+fn vcpu_out_of_eu(force: bool, dry_run: bool) -> v1::CreateMaintenanceRequest {
+    v1::CreateMaintenanceRequest {
+        datacenter: "dc-eu".into(),
+        resources: map(&[("compute.vcpu", "8")]),
+        duration_ms: 3_600_000,
+        reason: "new racks".into(),
+        force,
+        dry_run,
+        ..Default::default()
+    }
+}
+
+async fn wait_held(agent: &TestAgent, want: Vec<String>, what: &str) {
+    eventually(what, || {
+        let ok = agent.held() == want;
+        async move { ok.then_some(()) }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_maintenance_re_places_what_it_displaces_and_a_drain_takes_nothing_new() {
+    let mut w = TwoDcs::start().await;
+    // 3 × 4 vCPU in dc-eu (16): taking 8 out would need 20.
+    let claim = w.api.create_claim(anywhere(3)).await.unwrap();
+    wait_held(&w.eu, vec![claim.id.clone()], "dc-eu applies the claim").await;
+
+    // A dry run reports the impact and stores nothing.
+    let dry = w
+        .api
+        .infra
+        .create_maintenance(vcpu_out_of_eu(false, true))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!dry.accepted);
+    assert_eq!(dry.over_capacity.len(), 1);
+    let over = &dry.over_capacity[0];
+    assert_eq!(
+        (
+            over.class.as_str(),
+            over.needed.as_str(),
+            over.capacity.as_str()
+        ),
+        ("compute.vcpu", "20", "16")
+    );
+    assert_eq!(dry.affected.len(), 1);
+    assert_eq!(
+        (
+            dry.affected[0].tenant.as_str(),
+            dry.affected[0].claims.clone()
+        ),
+        ("acme", vec![claim.id.clone()])
+    );
+    let list = |api: &Clients| {
+        let mut infra = api.infra.clone();
+        async move {
+            infra
+                .list_maintenances(v1::ListMaintenancesRequest::default())
+                .await
+                .unwrap()
+                .into_inner()
+                .maintenances
+        }
+    };
+    assert!(list(&w.api).await.is_empty(), "a dry run stores nothing");
+
+    // Without force it is refused with the same report.
+    let err = w
+        .api
+        .infra
+        .create_maintenance(vcpu_out_of_eu(false, false))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert!(
+        err.message()
+            .contains("maintenance would take dc-eu over capacity: compute.vcpu needs 20 of 16")
+            && err.message().contains(&format!("acme ({})", claim.id))
+            && err.message().contains("--force"),
+        "{}",
+        err.message()
+    );
+    assert!(list(&w.api).await.is_empty());
+
+    // Forced: the claim moves to dc-us; dc-eu's agent releases it and
+    // dc-us's assigns it, and it is active again there.
+    let forced = w
+        .api
+        .infra
+        .create_maintenance(vcpu_out_of_eu(true, false))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(forced.accepted);
+    assert_eq!(forced.replaced, vec![claim.id.clone()]);
+    assert!(forced.at_risk.is_empty());
+    let m = forced.maintenance.unwrap();
+    assert_eq!(list(&w.api).await, vec![m.clone()]);
+    assert_eq!(m.created_by, "admin");
+    wait_held(&w.eu, vec![], "dc-eu releases the claim").await;
+    wait_held(&w.us, vec![claim.id.clone()], "dc-us assigns the claim").await;
+    let moved =
+        eventually("the moved claim is active", || {
+            let (mut api, id) = (w.api.clone(), claim.id.clone());
+            async move {
+                Some(api.claim(&id).await).filter(|c| c.state == v1::ClaimState::Active as i32)
+            }
+        })
+        .await;
+    assert_eq!(moved.placements.len(), 1);
+    assert_eq!(moved.placements[0].datacenter, "dc-us");
+
+    // dc-eu keeps 16 − 8 = 8 for the maintenance's hour: 2 units fit, 3 do not.
+    let err = w.api.create_claim(in_eu(3)).await.unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted, "{}", err.message());
+    let two = w.api.create_claim(in_eu(2)).await.unwrap();
+
+    // Cancelled, it gives the capacity back.
+    let cancelled = w
+        .api
+        .infra
+        .cancel_maintenance(v1::CancelMaintenanceRequest { id: m.id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(cancelled.cancelled_unix_ms > 0);
+    assert!(list(&w.api).await.is_empty());
+    w.api
+        .claims
+        .release_claim(v1::ReleaseClaimRequest { id: two.id.clone() })
+        .await
+        .unwrap();
+
+    // Drained through the CLI: dc-us becomes unschedulable and its claim
+    // moves back to dc-eu, which has room again.
+    let theia = bin_dir().join("theia");
+    let addr = w.manager.addr.to_string();
+    let (ok, out, err) = tokio::task::spawn_blocking(move || {
+        run(
+            &theia,
+            &["dc", "drain", "dc-us", "--reason", "decommissioning"],
+            &addr,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("re-placed: {}", claim.id)), "{out}");
+    wait_held(&w.us, vec![], "dc-us releases the claim").await;
+    wait_held(&w.eu, vec![claim.id.clone()], "dc-eu assigns it again").await;
+    let us = w.api.dc("dc-us").await.unwrap();
+    assert!(!us.schedulable);
+    // Nothing new lands on a drained datacenter.
+    let err = w
+        .api
+        .create_claim(v1::ClaimSpec {
+            datacenters: vec!["dc-us".into()],
+            ..in_eu(1)
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert!(
+        err.message().contains("not schedulable") && err.message().contains("in maintenance"),
+        "{}",
+        err.message()
+    );
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn maintenance_requests_are_checked_and_name_the_field() {
+    let mut w = TwoDcs::start().await;
+    let bad = |f: fn(&mut v1::CreateMaintenanceRequest)| {
+        let mut r = vcpu_out_of_eu(false, false);
+        f(&mut r);
+        r
+    };
+    for (req, field) in [
+        (bad(|r| r.reason.clear()), "reason"),
+        (bad(|r| r.all = true), "resources"),
+        (bad(|r| r.resources.clear()), "resources"),
+        (bad(|r| r.duration_ms = -1), "duration_ms"),
+        (bad(|r| r.end_unix_ms = 1_000), "duration"),
+        (bad(|r| r.datacenter = "Bad DC".into()), "datacenter"),
+    ] {
+        let err = w.api.infra.create_maintenance(req).await.unwrap_err();
+        assert_eq!(
+            err.code(),
+            Code::InvalidArgument,
+            "{field}: {}",
+            err.message()
+        );
+        assert!(err.message().contains(field), "{field}: {}", err.message());
+    }
+    let err = w
+        .api
+        .infra
+        .create_maintenance(bad(|r| r.datacenter = "dc-nowhere".into()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let err = w
+        .api
+        .infra
+        .get_maintenance(v1::GetMaintenanceRequest {
+            id: "m-000000000000".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    // A tenant may not take capacity out.
+    let tenant = w.manager.channel_as("alice", &["tenant:acme"]).await;
+    let mut infra = v1::infrastructure_service_client::InfrastructureServiceClient::new(tenant);
+    let err = infra
+        .create_maintenance(vcpu_out_of_eu(false, true))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied);
+    w.stop().await;
+}
