@@ -271,6 +271,27 @@ mod tests {
     }
 
     #[test]
+    fn an_end_a_hundred_years_after_the_start_is_the_last_allowed() {
+        let now = 2_000_000_000_000;
+        let until = |end: u64| Timing {
+            end_ms: Some(end),
+            ..Timing::default()
+        };
+        assert_eq!(
+            until(now + MAX_WINDOW_MS).resolve(now).unwrap(),
+            Window::between(now, now + MAX_WINDOW_MS)
+        );
+        assert_eq!(
+            until(now + MAX_WINDOW_MS + 1)
+                .resolve(now)
+                .unwrap_err()
+                .field,
+            "end"
+        );
+        assert!(until(now + 1_000).resolve(now).is_ok());
+    }
+
+    #[test]
     fn instants_read_as_utc() {
         assert_eq!(format_instant(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_instant(1_796_083_200_000), "2026-12-01T00:00:00Z");

@@ -62,3 +62,65 @@ pub fn check_quota(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Labels;
+
+    fn vcpu() -> ResourceClass {
+        ResourceClass::parse("compute.vcpu").unwrap()
+    }
+
+    fn amount(n: u64) -> Resources {
+        let mut r = Resources::new();
+        r.set(vcpu(), n);
+        r
+    }
+
+    fn tenant(quota: u64) -> Tenant {
+        Tenant {
+            name: "acme".into(),
+            owner: String::new(),
+            delegates: vec![],
+            labels: Labels::new(),
+            quota: amount(quota),
+        }
+    }
+
+    #[test]
+    fn the_peak_within_the_window_counts_and_the_error_says_when() {
+        let mut held = Timeline::new();
+        held.add(Window::from(0), true, &amount(2));
+        held.add(Window::between(100, 200), false, &amount(6));
+        let t = tenant(10);
+        // Now, until released: 2 + 6 + 2 = 10 at 100 fits; 3 more do not.
+        assert!(check_quota(&t, &held, &amount(2), Window::from(50), 50).is_ok());
+        let e = check_quota(&t, &held, &amount(3), Window::from(50), 50).unwrap_err();
+        assert_eq!(e.at_ms, Some(100));
+        assert_eq!(
+            e.to_string(),
+            "tenant \"acme\" would exceed its compute.vcpu quota at 1970-01-01T00:00:00Z: it holds 8 then, the claim asks for 3, the quota is 10"
+        );
+        // Before the peak, or after it, the same claim fits.
+        assert!(check_quota(&t, &held, &amount(3), Window::between(50, 100), 50).is_ok());
+        assert!(check_quota(&t, &held, &amount(8), Window::from(200), 50).is_ok());
+        // Exactly at the quota fits; one more does not.
+        assert!(check_quota(&t, &held, &amount(8), Window::between(0, 100), 0).is_ok());
+        assert!(check_quota(&t, &held, &amount(9), Window::between(0, 100), 0).is_err());
+        // Over now, at the claim's start: no instant is named.
+        let e = check_quota(&t, &held, &amount(9), Window::between(0, 100), 0).unwrap_err();
+        assert_eq!(e.at_ms, None);
+        assert_eq!(
+            e.to_string(),
+            "tenant \"acme\" would exceed its compute.vcpu quota: it holds 2, the claim asks for 9, the quota is 10"
+        );
+        // A claim that starts later names its start even when the peak is there.
+        let e = check_quota(&t, &held, &amount(9), Window::between(100, 150), 0).unwrap_err();
+        assert_eq!(e.at_ms, Some(100));
+        // A class without a quota is not limited.
+        let mut gpu = Resources::new();
+        gpu.set(ResourceClass::parse("compute.gpu").unwrap(), 1_000);
+        assert!(check_quota(&t, &held, &gpu, Window::from(0), 0).is_ok());
+    }
+}

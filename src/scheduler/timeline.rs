@@ -357,6 +357,11 @@ mod tests {
             Peak { amount: 5, at: 25 }
         );
         assert_eq!(tl.releases_after(20).collect::<Vec<_>>(), [30, 40]);
+        // Nothing held is no class at all, not a class at zero.
+        assert_eq!(tl.at(50), Resources::new());
+        assert_eq!(tl.peaks(Window::between(0, 10)), Resources::new());
+        assert_eq!(tl.at(12), amount(4, 0));
+        assert_eq!(tl.peaks(Window::from(0)), amount(5, 0));
         assert_eq!(tl.releases_after(19).collect::<Vec<_>>(), [20, 30, 40]);
         assert!(!tl.is_empty());
     }
