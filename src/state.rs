@@ -490,6 +490,60 @@ mod tests {
     use crate::model::Resources;
 
     #[test]
+    fn maintenance_counts_while_it_holds_and_undoing_or_cancelling_gives_it_back() {
+        use crate::model::{Maintenance, ResourceClass, Window};
+        let mut clock = HybridClock::new("m1", std::time::Duration::from_secs(1));
+        let vcpu = ResourceClass::parse("compute.vcpu").unwrap();
+        let m = |resources: Option<Resources>, cancelled: Option<u64>| Maintenance {
+            id: "m-1".into(),
+            datacenter: "dc".into(),
+            resources,
+            window: Window::between(100, 200),
+            reason: "racks".into(),
+            created_by: "admin".into(),
+            created_ms: 0,
+            cancelled_ms: cancelled,
+        };
+        let eight = Resources::parse_list("r", "compute.vcpu=8").unwrap();
+        let mut books = Books::default();
+        let first = Change::maintenance(clock.now(1), m(Some(eight.clone()), None));
+        let prior = books.current(&first);
+        books.apply(&first);
+        let taken = |b: &Books, t| b.index().datacenter("dc").maintenance.level(&vcpu, t);
+        assert_eq!(
+            (taken(&books, 99), taken(&books, 100), taken(&books, 200)),
+            (0, 8, 0)
+        );
+        books.restore(&first, prior);
+        assert_eq!(books, Books::default(), "undone, as if never written");
+        books.apply(&first);
+        // Cancelled at 150: it takes nothing from then on.
+        books.apply(&Change::maintenance(
+            clock.now(2),
+            m(Some(eight.clone()), Some(150)),
+        ));
+        assert_eq!((taken(&books, 120), taken(&books, 150)), (8, 0));
+        // The whole datacenter, then cancelled before it starts.
+        let all = Change::maintenance(clock.now(3), m(None, None));
+        books.apply(&all);
+        assert_eq!(taken(&books, 120), 0);
+        assert_eq!(
+            books.index().datacenter("dc").closed,
+            [(Window::between(100, 200), "m-1".to_owned())]
+        );
+        books.apply(&Change::maintenance(clock.now(4), m(None, Some(10))));
+        assert!(books.index().datacenter("dc").is_empty());
+        assert_eq!(
+            books
+                .maintenances
+                .get(&"m-1".to_owned())
+                .unwrap()
+                .cancelled_ms,
+            Some(10)
+        );
+    }
+
+    #[test]
     fn operator_settings_apply_over_every_report_whatever_the_order() {
         use crate::model::{Inventory, Labels, ResourceClass};
         let mut clock = HybridClock::new("m1", std::time::Duration::from_secs(1));

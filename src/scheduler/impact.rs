@@ -2,8 +2,8 @@
 //! classes it would push over capacity, and the claims whose capacity it
 //! would take (the newest first, as few as restore the fit).
 
-use super::{Candidate, Timeline};
-use crate::model::{Claim, Maintenance, ResourceClass};
+use super::{Candidate, Liveness, Outcome, Timeline, schedule_after};
+use crate::model::{Claim, Maintenance, ResourceClass, Window};
 
 /// One class a maintenance would push over capacity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +107,31 @@ pub fn impact(here: &Candidate<'_>, claims: &[&Claim], m: &Maintenance, now: u64
         displaced.push(claim.id.clone());
     }
     Impact { over, displaced }
+}
+
+/// Where `claim`'s units in `dc` can go instead, over the rest of its
+/// window from `now`: datacenters it is not in yet (the new parts are
+/// confirmed afresh by their agents), not down, where they fit with every
+/// constraint of the claim. `None` when they fit nowhere.
+pub fn replacement(
+    candidates: &[Candidate<'_>],
+    claim: &Claim,
+    dc: &str,
+    now: u64,
+) -> Option<Outcome> {
+    let moving = claim.placed_in(dc)?;
+    let mut spec = claim.spec.clone();
+    spec.count = moving.units;
+    let window = Window {
+        start: claim.window.start.max(now),
+        ..claim.window
+    };
+    let others: Vec<Candidate<'_>> = candidates
+        .iter()
+        .filter(|c| claim.placed_in(&c.dc.id).is_none() && c.liveness != Liveness::Down)
+        .cloned()
+        .collect();
+    Some(schedule_after(&others, &spec, None, window, now)).filter(|o| o.fits)
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ mod timeline;
 mod usage;
 
 pub use earliest::{Found, NoSlot, earliest_start};
-pub use impact::{Impact, Shortfall, impact};
+pub use impact::{Impact, Shortfall, impact, replacement};
 pub use liveness::{Liveness, LivenessPolicy};
 pub use quota::{QuotaExceeded, check_quota};
 pub use timeline::{Peak, Timeline};

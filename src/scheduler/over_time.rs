@@ -10,7 +10,9 @@ use proptest::prelude::{
 
 use super::*;
 use crate::clock::Timestamp;
-use crate::model::{Claim, ClaimState, Labels, Resources, Selector, Strategy, Tenant, Timing};
+use crate::model::{
+    Claim, ClaimState, Labels, Maintenance, Resources, Selector, Strategy, Tenant, Timing,
+};
 use crate::state::{Books, Change, ClaimEnd};
 
 fn vcpu() -> ResourceClass {
@@ -34,6 +36,15 @@ enum Op {
     Release(usize),
     /// Moves the clock on, expiring what ended (as the timekeeper does).
     Advance(u64),
+    /// Maintenance on datacenter `dc` taking `vcpu` (none: all of it),
+    /// from `offset` after now for `len` (none: until cancelled); forced or not.
+    Maintain {
+        dc: usize,
+        vcpu: Option<u64>,
+        offset: u64,
+        len: Option<u64>,
+        force: bool,
+    },
 }
 
 fn arb_op() -> impl Gen<Value = Op> {
@@ -42,6 +53,8 @@ fn arb_op() -> impl Gen<Value = Op> {
             .prop_map(|(tenant, count, unit, offset, len, spread)| Op::Create { tenant, count, unit, offset, len, spread }),
         1 => (0usize..20).prop_map(Op::Release),
         2 => (1u64..12).prop_map(Op::Advance),
+        1 => (0usize..3, prop::option::of(1u64..12), 0u64..15, prop::option::of(1u64..20), any::<bool>())
+            .prop_map(|(dc, vcpu, offset, len, force)| Op::Maintain { dc, vcpu, offset, len, force }),
     ]
 }
 
@@ -116,6 +129,16 @@ proptest! {
             .collect();
         let mut books = Books::default();
         let mut made: Vec<Made> = Vec::new();
+        // Maintenance accepted: datacenter, window, vCPU taken (none: all).
+        let mut taken: Vec<(usize, Window, Option<u64>)> = Vec::new();
+        // Claims a forced maintenance displaced that fit nowhere else.
+        let mut at_risk: std::collections::BTreeSet<String> = Default::default();
+        let closed = |taken: &[(usize, Window, Option<u64>)], i: usize, t: u64| {
+            taken.iter().any(|(d, w, v)| *d == i && v.is_none() && w.contains(t))
+        };
+        let out_for_maintenance = |taken: &[(usize, Window, Option<u64>)], i: usize, t: u64| -> u64 {
+            taken.iter().filter(|(d, w, _)| *d == i && w.contains(t)).filter_map(|(_, _, v)| *v).sum()
+        };
         let (mut now, mut n) = (100u64, 0u32);
         for op in ops {
             match op {
@@ -164,7 +187,11 @@ proptest! {
                     if count == 1 {
                         let room = (0..dcs.len()).any(|i| {
                             (window.start..horizon).all(|t| {
-                                held_by(t, &|m| m.placed.iter().filter(|(d, _)| *d == dcs[i].id).map(|(_, a)| a).sum()) + unit <= capacity[i]
+                                !closed(&taken, i, t)
+                                    && held_by(t, &|m| m.placed.iter().filter(|(d, _)| *d == dcs[i].id).map(|(_, a)| a).sum())
+                                        + out_for_maintenance(&taken, i, t)
+                                        + unit
+                                        <= capacity[i]
                             })
                         });
                         prop_assert_eq!(out.fits, room, "a one-unit claim fits where there is room");
@@ -199,6 +226,52 @@ proptest! {
                     m.released_at = Some(now);
                     books.apply(&Change::end(&m.id, stamp(&mut n), ClaimEnd::released(now)));
                 }
+                Op::Maintain { dc, vcpu: amount, offset, len, force } => {
+                    let Some(d) = dcs.get(dc) else { continue };
+                    let window = Window { start: now + offset, end: len.map(|l| now + offset + l) };
+                    let m = Maintenance {
+                        id: format!("m{n}"),
+                        datacenter: d.id.clone(),
+                        resources: amount.map(|v| { let mut r = Resources::new(); r.set(vcpu(), v); r }),
+                        window,
+                        reason: "test".into(),
+                        created_by: "admin".into(),
+                        created_ms: now,
+                        cancelled_ms: None,
+                    };
+                    let cands: Vec<Candidate<'_>> = dcs
+                        .iter()
+                        .map(|dc| Candidate { dc, liveness: Liveness::Alive, usage: books.index().datacenter(&dc.id) })
+                        .collect();
+                    let here_claims: Vec<&Claim> = books.claims().values().filter(|c| c.placed_in(&d.id).is_some()).collect();
+                    let found = impact(&cands[dc], &here_claims, &m, now);
+                    prop_assert_eq!(found.over.is_empty(), found.displaced.is_empty(), "over capacity exactly when someone is displaced");
+                    if !found.over.is_empty() && !force {
+                        continue;
+                    }
+                    books.apply(&Change::maintenance(stamp(&mut n), m));
+                    taken.push((dc, window, amount));
+                    for id in found.displaced {
+                        let cands: Vec<Candidate<'_>> = dcs
+                            .iter()
+                            .map(|dc| Candidate { dc, liveness: Liveness::Alive, usage: books.index().datacenter(&dc.id) })
+                            .collect();
+                        let claim = books.claims()[&id].clone();
+                        match replacement(&cands, &claim, &d.id, now) {
+                            Some(outcome) => {
+                                let mut moved = claim.clone();
+                                moved.placements.retain(|p| p.datacenter != d.id);
+                                moved.placements.extend(outcome.placements.iter().cloned());
+                                books.apply(&Change::claim(stamp(&mut n), moved.clone()));
+                                let record = made.iter_mut().find(|m| m.id == id).unwrap();
+                                record.placed = moved.placements.iter().map(|p| (p.datacenter.clone(), p.resources.get(&vcpu()))).collect();
+                            }
+                            None => {
+                                at_risk.insert(id);
+                            }
+                        }
+                    }
+                }
                 Op::Advance(dt) => {
                     now += dt;
                     let due: Vec<(String, u64)> = books
@@ -212,17 +285,35 @@ proptest! {
                     prop_assert!(books.index().ending_by(now).next().is_none());
                 }
             }
-            // At every instant from now on, nothing is over.
+            // At every instant from now on, nothing is over: claims and
+            // maintenance together fit, nothing is held where the whole
+            // datacenter is in maintenance, but for the claims a forced
+            // maintenance left at risk, which the books show as such.
             for t in now..now + 100 {
                 for (i, dc) in dcs.iter().enumerate() {
+                    let held_here = |m: &Made| -> u64 {
+                        m.placed.iter().filter(|(d, _)| *d == dc.id).map(|(_, a)| a).sum()
+                    };
                     let held: u64 = made
                         .iter()
-                        .filter(|m| m.holds_at(t))
-                        .flat_map(|m| &m.placed)
-                        .filter(|(d, _)| *d == dc.id)
-                        .map(|(_, a)| a)
+                        .filter(|m| m.holds_at(t) && !at_risk.contains(&m.id))
+                        .map(held_here)
                         .sum();
-                    prop_assert!(held <= capacity[i], "{} holds {} > {} at {}", dc.id, held, capacity[i], t);
+                    if closed(&taken, i, t) {
+                        prop_assert_eq!(held, 0, "{} holds {} in maintenance at {}", dc.id, held, t);
+                    }
+                    let out = out_for_maintenance(&taken, i, t);
+                    // (Maintenance alone may take more than there is.)
+                    prop_assert!(held == 0 || held + out <= capacity[i], "{} holds {} + {} > {} at {}", dc.id, held, out, capacity[i], t);
+                    let risky: u64 = made
+                        .iter()
+                        .filter(|m| m.holds_at(t) && at_risk.contains(&m.id))
+                        .map(held_here)
+                        .sum();
+                    if risky > 0 && (closed(&taken, i, t) || held + out + risky > capacity[i]) {
+                        let here = Candidate { dc, liveness: Liveness::Alive, usage: books.index().datacenter(&dc.id) };
+                        prop_assert!(!here.over_committed(now).is_empty(), "{} is over at {} and says so", dc.id, t);
+                    }
                 }
                 for (i, tenant) in tenants.iter().enumerate() {
                     let held: u64 = made.iter().filter(|m| m.tenant == i && m.holds_at(t)).map(|m| m.total).sum();

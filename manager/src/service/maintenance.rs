@@ -7,7 +7,7 @@ use theia::api::{ms_to_wire, v1};
 use theia::model::{
     Claim, FieldError, Maintenance, Resources, Timing, format_instant, validate_name,
 };
-use theia::scheduler::{Impact, Liveness, impact, schedule_after};
+use theia::scheduler::{Impact, impact, replacement};
 use theia::state::{Books, Change};
 use tonic::{Request, Response, Status};
 
@@ -172,26 +172,9 @@ fn replace(api: &Api, ledger: &mut Ledger, id: &str, dc: &str, now: u64) -> bool
     let Some(claim) = ledger.books.claims().get(id).cloned() else {
         return false;
     };
-    let Some(moving) = claim.placed_in(dc).cloned() else {
+    let Some(outcome) = replacement(&api.candidates(&ledger.books), &claim, dc, now) else {
         return false;
     };
-    // Only datacenters the claim is not in yet: the new placements are
-    // parts of their own, which their agents confirm afresh.
-    let mut spec = claim.spec.clone();
-    spec.count = moving.units;
-    let window = theia::model::Window {
-        start: claim.window.start.max(now),
-        ..claim.window
-    };
-    let cands = api.candidates(&ledger.books);
-    let others: Vec<_> = cands
-        .into_iter()
-        .filter(|c| claim.placed_in(&c.dc.id).is_none() && c.liveness != Liveness::Down)
-        .collect();
-    let outcome = schedule_after(&others, &spec, None, window, now);
-    if !outcome.fits {
-        return false;
-    }
     let mut moved = claim.clone();
     moved.placements.retain(|p| p.datacenter != dc);
     moved.placements.extend(outcome.placements.iter().cloned());
