@@ -387,10 +387,38 @@ pub enum MaintenanceCommand {
 
 /// `theia infra`.
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct InfraArgs {
     /// Only datacenters whose labels match, e.g. region=eu,tier!=edge.
     #[arg(long, value_name = "SELECTOR")]
     pub selector: Option<String>,
+    /// More than the totals of now.
+    #[command(subcommand)]
+    pub command: Option<InfraCommand>,
+}
+
+/// `theia infra ...`.
+#[derive(Subcommand, Debug)]
+pub enum InfraCommand {
+    /// Allocated, maintenance and free capacity per class over time, drawn
+    /// as a chart; --output json gives the series.
+    Timeline {
+        /// Only datacenters whose labels match.
+        #[arg(long, value_name = "SELECTOR")]
+        selector: Option<String>,
+        /// Only this datacenter.
+        #[arg(long, value_name = "DC")]
+        datacenter: Option<String>,
+        /// From [default: now]; RFC 3339, a date, or +LENGTH.
+        #[arg(long, value_name = "TIME", value_parser = crate::when::parse_instant)]
+        from: Option<u64>,
+        /// To [default: a week after --from]; same forms.
+        #[arg(long, value_name = "TIME", value_parser = crate::when::parse_instant)]
+        to: Option<u64>,
+        /// One step of the chart, like 1h or 1d [default: a 48th of the span].
+        #[arg(long, value_name = "LENGTH", value_parser = crate::when::parse_length)]
+        step: Option<u64>,
+    },
 }
 
 /// `theia tenant ...`.

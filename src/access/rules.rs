@@ -68,6 +68,10 @@ pub const RULES: &[(&str, Rule)] = &[
         "/theia.v1.InfrastructureService/CancelMaintenance",
         Rule::Roles(MANAGE),
     ),
+    (
+        "/theia.v1.InfrastructureService/GetCapacityTimeline",
+        Rule::Roles(MANAGE),
+    ),
     ("/theia.v1.TenantService/CreateTenant", Rule::Roles(MANAGE)),
     (
         "/theia.v1.TenantService/GetTenant",

@@ -14,6 +14,7 @@
 mod earliest;
 mod impact;
 mod liveness;
+mod over_steps;
 mod quota;
 mod timeline;
 mod usage;
@@ -21,6 +22,7 @@ mod usage;
 pub use earliest::{Found, NoSlot, earliest_start};
 pub use impact::{Impact, Shortfall, impact, replacement};
 pub use liveness::{Liveness, LivenessPolicy};
+pub use over_steps::{StepCapacity, step_capacity};
 pub use quota::{QuotaExceeded, check_quota};
 pub use timeline::{Peak, Timeline};
 pub use usage::{DatacenterUsage, tenant_usage, usage_by_datacenter};

@@ -246,3 +246,134 @@ async fn maintenance_requests_are_checked_and_name_the_field() {
     assert_eq!(err.code(), Code::PermissionDenied);
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_capacity_timeline_shows_claims_and_maintenance_step_by_step() {
+    let mut w = TwoDcs::start().await;
+    let hour = 3_600_000i64;
+    let now = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    w.api
+        .create_claim(v1::ClaimSpec {
+            start_unix_ms: now + hour,
+            end_unix_ms: now + 2 * hour,
+            ..in_eu(2)
+        })
+        .await
+        .unwrap();
+    w.api
+        .infra
+        .create_maintenance(v1::CreateMaintenanceRequest {
+            datacenter: "dc-eu".into(),
+            resources: map(&[("compute.vcpu", "4")]),
+            start_unix_ms: now + 3 * hour,
+            duration_ms: hour,
+            reason: "firmware".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let request = v1::GetCapacityTimelineRequest {
+        datacenter: "dc-eu".into(),
+        from_unix_ms: now,
+        to_unix_ms: now + 5 * hour,
+        step_ms: hour,
+        ..Default::default()
+    };
+    let t = w
+        .api
+        .infra
+        .get_capacity_timeline(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(t.datacenters, ["dc-eu"]);
+    let vcpu = t
+        .classes
+        .iter()
+        .find(|c| c.class == "compute.vcpu")
+        .unwrap();
+    let column = |f: fn(&v1::CapacityPoint) -> u64| vcpu.points.iter().map(f).collect::<Vec<_>>();
+    assert_eq!(column(|p| p.capacity), [16; 5]);
+    assert_eq!(column(|p| p.allocated), [0, 8, 0, 0, 0]);
+    assert_eq!(column(|p| p.maintenance), [0, 0, 0, 4, 0]);
+    assert_eq!(column(|p| p.free), [16, 8, 16, 12, 16]);
+    // The logical infrastructure adds dc-us's 32.
+    let all = w
+        .api
+        .infra
+        .get_capacity_timeline(v1::GetCapacityTimelineRequest {
+            datacenter: String::new(),
+            ..request.clone()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let vcpu = all
+        .classes
+        .iter()
+        .find(|c| c.class == "compute.vcpu")
+        .unwrap();
+    assert_eq!(vcpu.points[1].free, 8 + 32);
+    // Too many steps, or a backwards span, name the field.
+    for (bad, field) in [
+        (
+            v1::GetCapacityTimelineRequest {
+                step_ms: 1,
+                ..request.clone()
+            },
+            "step_ms",
+        ),
+        (
+            v1::GetCapacityTimelineRequest {
+                to_unix_ms: now - 1,
+                ..request.clone()
+            },
+            "to_unix_ms",
+        ),
+        (
+            v1::GetCapacityTimelineRequest {
+                selector: "=x".into(),
+                ..request.clone()
+            },
+            "selector",
+        ),
+    ] {
+        let err = w.api.infra.get_capacity_timeline(bad).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(err.message().contains(field), "{}", err.message());
+    }
+    // The CLI draws it.
+    let theia = bin_dir().join("theia");
+    let addr = w.manager.addr.to_string();
+    let (ok, out, err) = tokio::task::spawn_blocking(move || {
+        run(
+            &theia,
+            &[
+                "infra",
+                "timeline",
+                "--datacenter",
+                "dc-eu",
+                "--to",
+                "+5h",
+                "--step",
+                "1h",
+            ],
+            &addr,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("compute.vcpu  (capacity up to 16, least free 8)"),
+        "{out}"
+    );
+    assert!(out.contains("  maintenance  |"), "{out}");
+    w.stop().await;
+}

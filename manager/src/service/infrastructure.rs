@@ -163,6 +163,13 @@ impl InfrastructureService for Api {
         self.cancel_maintenance_call(req).await
     }
 
+    async fn get_capacity_timeline(
+        &self,
+        req: Request<v1::GetCapacityTimelineRequest>,
+    ) -> Result<Response<v1::CapacityTimeline>, Status> {
+        self.capacity_timeline_call(req).await
+    }
+
     async fn list_datacenters(
         &self,
         req: Request<v1::ListDatacentersRequest>,

@@ -10,6 +10,7 @@ mod maintenance;
 mod paging;
 mod profiles;
 mod tenants;
+mod timeline;
 
 use std::sync::Arc;
 
