@@ -7,9 +7,9 @@ use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use theia::clock::HybridClock;
 use theia::crdt::{Crdt, LwwMap};
 use theia::model::{
-    ClaimSpec, Datacenter, Inventory, Labels, ResourceClass, Resources, Selector, Strategy,
+    ClaimSpec, Datacenter, Inventory, Labels, ResourceClass, Resources, Selector, Strategy, Window,
 };
-use theia::scheduler::{Candidate, DatacenterUsage, Liveness, schedule};
+use theia::scheduler::{Candidate, DatacenterUsage, Liveness, schedule, schedule_after};
 
 fn datacenters(n: usize) -> Vec<Datacenter> {
     let vcpu = ResourceClass::parse("compute.vcpu").unwrap();
@@ -90,5 +90,62 @@ fn bench_merge(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_schedule, bench_merge);
+/// 1-unit claims on 1,000 datacenters that hold 100,000 claims between
+/// them, each over a random window within 30 days (100 a datacenter, so
+/// about 200 change points each): the open-ended claim and one of a day.
+fn bench_schedule_over_time(c: &mut Criterion) {
+    const DAY: u64 = 86_400_000;
+    let mut group = c.benchmark_group("schedule_over_time");
+    for dcs in [1000usize, 10_000] {
+        let world = datacenters(dcs);
+        let per_dc = 100_000 / dcs;
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let usages: Vec<DatacenterUsage> = (0..dcs)
+            .map(|_| {
+                let mut u = DatacenterUsage::default();
+                for _ in 0..per_dc {
+                    let start = next() % (30 * DAY);
+                    let end = start + 1 + next() % (3 * DAY);
+                    let held =
+                        Resources::parse_list("r", "compute.vcpu=1,compute.memory=1Gi").unwrap();
+                    u.allocated.add(Window::between(start, end), false, &held);
+                }
+                u
+            })
+            .collect();
+        let cands: Vec<Candidate<'_>> = world
+            .iter()
+            .zip(&usages)
+            .map(|(dc, usage)| Candidate {
+                dc,
+                liveness: Liveness::Alive,
+                usage,
+            })
+            .collect();
+        let s = spec(1, Strategy::Binpack);
+        for (name, window) in [
+            ("open-ended", Window::from(10 * DAY)),
+            ("one-day", Window::between(10 * DAY, 11 * DAY)),
+        ] {
+            let id = BenchmarkId::new(name, format!("{dcs}dc-{}claims", per_dc * dcs));
+            group.bench_with_input(id, &window, |b, w| {
+                b.iter(|| black_box(schedule_after(&cands, &s, None, *w, 10 * DAY)))
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_schedule,
+    bench_schedule_over_time,
+    bench_merge
+);
 criterion_main!(benches);

@@ -250,6 +250,22 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(no.tried, 1, "100 is past the planning window");
+        let none = earliest_start(
+            &cands,
+            &s,
+            &tenant(100),
+            &Timeline::new(),
+            Window::between(10, 20),
+            0,
+            None,
+            10,
+        )
+        .unwrap_err();
+        assert!(
+            none.summary.contains("(0s, the planning window)"),
+            "{}",
+            none.summary
+        );
         assert!(
             no.summary.starts_with(
                 "no start from 1970-01-01T00:00:00Z to 1970-01-01T00:00:00Z (90ms, the planning window) fits the whole claim for its whole duration; 1 start tried"
@@ -277,6 +293,11 @@ mod tests {
         .unwrap_err();
         assert!(no.summary.contains("quota"), "{}", no.summary);
         assert!(no.quota.is_some());
+        assert!(
+            no.summary.contains("(1 day, the planning window)"),
+            "{}",
+            no.summary
+        );
         assert_eq!(no.tried, 2, "the first start and the release at 100");
         assert_eq!(no.last, Window::between(100, 110));
         assert!(

@@ -6,8 +6,16 @@
 //! Most claims start when they are made and last until released: they are
 //! held "from the start of time" (`base`), because no decision is ever made
 //! for an instant before it was made, and cost no change point at all.
+//!
+//! Decisions read a timeline far more often than it changes (every claim
+//! weighs every datacenter; it changes one or a few), so each class's step
+//! function is kept, once asked for, as sorted levels with the highest
+//! level from each point on: the peak over an open-ended window is a binary
+//! search, over a bounded one a walk of the points inside it. Any change
+//! drops what was kept.
 
 use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
 use crate::model::{ResourceClass, Resources, Window};
 
@@ -37,14 +45,100 @@ pub struct Peak {
     pub at: u64,
 }
 
+/// One class's step function, as decisions read it.
+#[derive(Debug, Clone, Default)]
+struct Levels {
+    /// Held before the first change point.
+    base: i128,
+    /// The change points, in order.
+    times: Vec<u64>,
+    /// Held from `times[i]` until the next point.
+    levels: Vec<i128>,
+    /// The highest of `levels[i..]`, with the first point it is held at.
+    highest_from: Vec<(i128, u64)>,
+}
+
+impl Levels {
+    fn build(timeline: &Timeline, class: &ResourceClass) -> Self {
+        let base = i128::from(timeline.base.get(class));
+        let (mut times, mut levels) = (Vec::new(), Vec::new());
+        let mut level = base;
+        for (t, step) in &timeline.steps {
+            level += step.delta(class);
+            times.push(*t);
+            levels.push(level);
+        }
+        let mut highest_from = vec![(0, 0); levels.len()];
+        for i in (0..levels.len()).rev() {
+            highest_from[i] = match highest_from.get(i + 1) {
+                Some(&(h, at)) if h > levels[i] => (h, at),
+                _ => (levels[i], times[i]),
+            };
+        }
+        Self {
+            base,
+            times,
+            levels,
+            highest_from,
+        }
+    }
+
+    /// How many change points are at or before `t`.
+    fn upto(&self, t: u64) -> usize {
+        self.times.partition_point(|x| *x <= t)
+    }
+
+    fn level(&self, t: u64) -> i128 {
+        match self.upto(t) {
+            0 => self.base,
+            i => self.levels[i - 1],
+        }
+    }
+
+    fn peak(&self, window: Window) -> (i128, u64) {
+        let i = self.upto(window.start);
+        let mut peak = (self.level(window.start), window.start);
+        match window.end {
+            None => {
+                if let Some(&(h, at)) = self.highest_from.get(i) {
+                    if h > peak.0 {
+                        peak = (h, at);
+                    }
+                }
+            }
+            Some(end) => {
+                for j in i..self.times.len() {
+                    if self.times[j] >= end {
+                        break;
+                    }
+                    if self.levels[j] > peak.0 {
+                        peak = (self.levels[j], self.times[j]);
+                    }
+                }
+            }
+        }
+        peak
+    }
+}
+
 /// Held amounts over time, per class.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Timeline {
     /// Held from the start of time (until a `down` in `steps`).
     base: Resources,
     /// Change points, by instant.
     steps: BTreeMap<u64, Step>,
+    /// Each class's levels, built when first asked for since the last change.
+    levels: OnceLock<BTreeMap<ResourceClass, Levels>>,
 }
+
+impl PartialEq for Timeline {
+    fn eq(&self, other: &Self) -> bool {
+        self.base == other.base && self.steps == other.steps
+    }
+}
+
+impl Eq for Timeline {}
 
 fn clamp(level: i128) -> u64 {
     u64::try_from(level.max(0)).unwrap_or(u64::MAX)
@@ -56,7 +150,19 @@ impl Timeline {
         Self {
             base: Resources::new(),
             steps: BTreeMap::new(),
+            levels: OnceLock::new(),
         }
+    }
+
+    /// `class`'s levels, built if need be.
+    fn levels_of(&self, class: &ResourceClass) -> Option<&Levels> {
+        self.levels
+            .get_or_init(|| {
+                self.classes()
+                    .map(|c| (c.clone(), Levels::build(self, c)))
+                    .collect()
+            })
+            .get(class)
     }
 
     /// Holds `amount` over `window`, or from the start of time to the
@@ -65,6 +171,7 @@ impl Timeline {
         if window.end.is_some_and(|e| e <= window.start) {
             return;
         }
+        self.levels = OnceLock::new();
         if from_the_start {
             self.base.add(amount);
         } else {
@@ -80,6 +187,7 @@ impl Timeline {
         if window.end.is_some_and(|e| e <= window.start) {
             return;
         }
+        self.levels = OnceLock::new();
         if from_the_start {
             self.base.subtract(amount);
         } else {
@@ -106,11 +214,10 @@ impl Timeline {
 
     /// How much of `class` is held at `t`.
     pub fn level(&self, class: &ResourceClass, t: u64) -> u64 {
-        let mut level = i128::from(self.base.get(class));
-        for step in self.steps.range(..=t).map(|(_, s)| s) {
-            level += step.delta(class);
+        if self.steps.is_empty() {
+            return self.base.get(class);
         }
-        clamp(level)
+        self.levels_of(class).map_or(0, |l| clamp(l.level(t)))
     }
 
     /// Everything held at `t`, per class.
@@ -134,24 +241,16 @@ impl Timeline {
                 at: start,
             };
         }
-        let mut level = i128::from(self.base.get(class));
-        let mut steps = self.steps.iter().peekable();
-        while let Some((_, step)) = steps.next_if(|(t, _)| **t <= start) {
-            level += step.delta(class);
-        }
-        let mut peak = (level, start);
-        for (t, step) in steps {
-            if window.end.is_some_and(|e| *t >= e) {
-                break;
-            }
-            level += step.delta(class);
-            if level > peak.0 {
-                peak = (level, *t);
-            }
-        }
+        let Some(levels) = self.levels_of(class) else {
+            return Peak {
+                amount: 0,
+                at: start,
+            };
+        };
+        let (amount, at) = levels.peak(window);
         Peak {
-            amount: clamp(peak.0),
-            at: peak.1,
+            amount: clamp(amount),
+            at,
         }
     }
 
