@@ -266,3 +266,70 @@ async fn a_dynamic_start_is_the_earliest_that_fits_and_explain_says_when() {
     assert!(err.message().contains("spec.end"), "{}", err.message());
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_cluster_the_manager_holding_the_agent_assigns_and_every_manager_sees_the_expiry() {
+    init();
+    const SECRET: &str = "d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2d2";
+    let redis = TestRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = TestManager::start_with(redis_config(&dir.path().join("a"), &redis, SECRET)).await;
+    let b = TestManager::start_with(redis_config(&dir.path().join("b"), &redis, SECRET)).await;
+    // The agent holds its stream on a only.
+    let agent = TestAgent::start(
+        vec![a.url()],
+        "dc-a",
+        &[("region", "eu")],
+        "compute.vcpu=16",
+        dir.path().join("agent"),
+    );
+    let mut on_a = Clients::new(a.channel().await);
+    let mut on_b = Clients::new(b.channel().await);
+    on_b.wait_total("dc-a", "compute.vcpu", "16").await;
+    on_b.wait_liveness("dc-a", v1::Liveness::Alive).await;
+    on_b.create_tenant("acme", &[]).await;
+    let start = now_ms() + 2_000;
+    let end = start + 1_500;
+    // Placed through b, which holds no agent stream.
+    let claim = on_b
+        .create_claim(v1::ClaimSpec {
+            tenant: "acme".into(),
+            count: 1,
+            resources: map(&[("compute.vcpu", "4")]),
+            start_unix_ms: start,
+            end_unix_ms: end,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let seen_on_a = eventually("a learns of the claim", || {
+        let (mut api, id) = (on_a.clone(), claim.id.clone());
+        async move {
+            api.claims
+                .get_claim(v1::GetClaimRequest { id })
+                .await
+                .ok()
+                .map(tonic::Response::into_inner)
+        }
+    })
+    .await;
+    assert_eq!(seen_on_a.state, v1::ClaimState::Pending as i32);
+    assert!(agent.held().is_empty(), "nobody holds it before its start");
+    // a's timekeeper assigns it at its start; the agent's result reaches b.
+    wait_state(&on_b, &claim.id, v1::ClaimState::Active).await;
+    assert!(now_ms() >= start);
+    assert_eq!(agent.held(), vec![claim.id.clone()]);
+    // At its end it expires on both, once, as of its end, and is released.
+    for api in [&on_a, &on_b] {
+        let expired = wait_state(api, &claim.id, v1::ClaimState::Expired).await;
+        assert_eq!(expired.updated_unix_ms, end, "ended as of its end");
+    }
+    eventually("the agent releases it", || {
+        let ok = agent.held().is_empty();
+        async move { ok.then_some(()) }
+    })
+    .await;
+    agent.stop().await;
+    a.stop().await;
+    b.stop().await;
+}
