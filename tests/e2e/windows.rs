@@ -283,7 +283,7 @@ async fn in_a_cluster_the_manager_holding_the_agent_assigns_and_every_manager_se
         "compute.vcpu=16",
         dir.path().join("agent"),
     );
-    let mut on_a = Clients::new(a.channel().await);
+    let on_a = Clients::new(a.channel().await);
     let mut on_b = Clients::new(b.channel().await);
     on_b.wait_total("dc-a", "compute.vcpu", "16").await;
     on_b.wait_liveness("dc-a", v1::Liveness::Alive).await;
