@@ -53,12 +53,12 @@ pub fn impact(here: &Candidate<'_>, claims: &[&Claim], m: &Maintenance, now: u64
     }
     let mut held = here.usage.allocated.clone();
     let shortfalls = |held: &Timeline| -> Vec<Shortfall> {
-        let mut classes: Vec<&ResourceClass> = held.classes().collect();
-        if let Some(r) = &m.resources {
-            classes.extend(r.iter().map(|(c, _)| c));
-        }
-        classes.sort();
-        classes.dedup();
+        // The classes it takes: only there can it push anybody out (a
+        // class over-committed already is not this maintenance's doing).
+        let classes: Vec<&ResourceClass> = match &m.resources {
+            Some(r) => r.iter().filter(|(_, n)| *n > 0).map(|(c, _)| c).collect(),
+            None => held.classes().collect(),
+        };
         classes
             .into_iter()
             .filter_map(|class| {
@@ -207,6 +207,25 @@ mod tests {
         };
         let refs: Vec<&Claim> = claims.iter().collect();
         impact(&here, &refs, m, now)
+    }
+
+    #[test]
+    fn only_live_claims_that_hold_the_class_short_are_displaced() {
+        let mut released = claim("released", 9, 8, Window::from(1));
+        released.state = ClaimState::Released;
+        let mut gpu_only = claim("gpu", 8, 1, Window::from(1));
+        let gpu = ResourceClass::parse("compute.gpu").unwrap();
+        let mut two_gpus = Resources::new();
+        two_gpus.set(gpu, 2);
+        gpu_only.spec.unit = two_gpus.clone();
+        gpu_only.placements[0].resources = two_gpus;
+        let claims = [claim("vcpu", 1, 12, Window::from(1)), gpu_only, released];
+        let got = judge(
+            &claims,
+            &maintenance(Some(8), Window::between(100, 200)),
+            10,
+        );
+        assert_eq!(got.displaced, ["vcpu"]);
     }
 
     #[test]
