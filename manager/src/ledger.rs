@@ -209,6 +209,13 @@ impl Ledger {
                     (register.is_tombstone(), vec![format!("dc/{key}")])
                 }
                 Change::Settings { key, .. } => (false, vec![format!("dc/{key}")]),
+                // A maintenance was judged on its datacenter's placements:
+                // one placed there meanwhile by another manager must make
+                // it judged again.
+                Change::Maintenance { register, .. } => match register.get() {
+                    Some(m) => (true, vec![format!("dc/{}", m.datacenter)]),
+                    None => (false, Vec::new()),
+                },
                 Change::Tenant { key, .. } => (false, vec![format!("tenant/{key}")]),
                 _ => (false, Vec::new()),
             };
@@ -282,33 +289,50 @@ impl Ledger {
         let now = wall_ms();
         admit(&mut self.clock, change, now, true)?;
         let id = change.claim_id().map(str::to_owned);
-        let held_before = id
+        let before = id
             .as_ref()
             .and_then(|id| self.books.claims().get(id))
-            .is_some_and(|c| c.state.holds_capacity());
+            // What agents may hold: started, ended by the clock or not (an
+            // expiry arriving from another manager is released here too).
+            .filter(|c| c.state.holds_capacity() && (c.starts_when_made() || c.window.start <= now))
+            .cloned();
         self.books.apply(change);
         self.touched(change);
         let Some(claim) = id.and_then(|id| self.books.claims().get(&id)) else {
             return Ok(Vec::new());
         };
-        let holds = claim.state.holds_capacity();
-        if holds && !claim.window.contains(now) {
-            return Ok(Vec::new());
+        // Each datacenter that held the claim and no longer does releases
+        // it; each that holds it now and did not assigns it (a claim that
+        // starts later: when it starts, from the timekeeper). A placement
+        // another manager moved (a forced maintenance) is both.
+        let held = |c: Option<&theia::model::Claim>, dc: &str| {
+            c.is_some_and(|c| c.placed_in(dc).is_some())
+        };
+        let after = claim.in_force_at(now).then_some(claim);
+        let mut effects = Vec::new();
+        if let Some(old) = &before {
+            for p in &old.placements {
+                if !held(after, &p.datacenter) {
+                    let release = Body::Release(theia::api::v1::Release {
+                        claim_id: old.id.clone(),
+                    });
+                    effects.push((
+                        p.datacenter.clone(),
+                        ManagerMessage {
+                            body: Some(release),
+                        },
+                    ));
+                }
+            }
         }
-        let effects = claim
-            .placements
-            .iter()
-            .filter_map(|p| {
-                let body = match (held_before, holds) {
-                    (false, true) => Body::Assign(crate::app::assignment(claim, p)),
-                    (true, false) => Body::Release(theia::api::v1::Release {
-                        claim_id: claim.id.clone(),
-                    }),
-                    _ => return None,
-                };
-                Some((p.datacenter.clone(), ManagerMessage { body: Some(body) }))
-            })
-            .collect();
+        if let Some(new) = after {
+            for p in &new.placements {
+                if !held(before.as_ref(), &p.datacenter) {
+                    let assign = Body::Assign(crate::app::assignment(new, p));
+                    effects.push((p.datacenter.clone(), ManagerMessage { body: Some(assign) }));
+                }
+            }
+        }
         Ok(effects)
     }
 

@@ -219,14 +219,23 @@ async fn settle(
                 }
             }
             // An agent that connected meanwhile got the undone claims in its
-            // desired set: take them back.
+            // desired set: take them back, where the claim is not placed
+            // still (a re-placement undone leaves the claim where it was).
             for job in &failed_jobs {
                 for (change, _) in &job.undo {
                     if let theia::state::Change::Claim { key, register } = change {
+                        let restored = ledger.books.claims().get(key);
                         for p in register
                             .get()
                             .map(|c| c.placements.as_slice())
                             .unwrap_or_default()
+                            .iter()
+                            .filter(|p| {
+                                restored.is_none_or(|c| {
+                                    !c.state.holds_capacity()
+                                        || c.placed_in(&p.datacenter).is_none()
+                                })
+                            })
                         {
                             let release = Body::Release(v1::Release {
                                 claim_id: key.clone(),

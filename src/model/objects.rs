@@ -451,9 +451,15 @@ impl Claim {
         }
     }
 
-    /// Whether its agents should hold it at `now`: live, and inside its window.
+    /// Whether its agents should hold it at `now`: live, not ended, and
+    /// started. One that started when it was made counts as started
+    /// whatever `now` says: another manager whose clock is a little behind
+    /// the one that placed it must still hand it to its agents, and no
+    /// timekeeper would (only later starts are awaited).
     pub fn in_force_at(&self, now: u64) -> bool {
-        self.state.holds_capacity() && self.window.contains(now)
+        self.state.holds_capacity()
+            && !self.window.ended_by(now)
+            && (self.starts_when_made() || self.window.start <= now)
     }
 }
 

@@ -53,9 +53,22 @@ pub fn earliest_start(
     now: u64,
 ) -> Result<Found, Box<NoSlot>> {
     let last = first.start.saturating_add(planning_ms);
+    // Capacity frees up where a claim or a maintenance ends.
     let mut starts: Vec<u64> = candidates
         .iter()
-        .flat_map(|c| c.usage.allocated.releases_after(first.start))
+        .flat_map(|c| {
+            let closed_ends = c
+                .usage
+                .closed
+                .iter()
+                .filter_map(|(w, _)| w.end)
+                .filter(|e| *e > first.start);
+            c.usage
+                .allocated
+                .releases_after(first.start)
+                .chain(c.usage.maintenance.releases_after(first.start))
+                .chain(closed_ends)
+        })
         .chain(usage.releases_after(first.start))
         .filter(|t| *t < last)
         .collect();
@@ -180,11 +193,20 @@ mod tests {
             quota in 4u64..30,
             tenant_holds in prop::collection::vec((0u64..30, 1u64..10, 1u64..6), 0..3),
             planning in 1u64..40,
+            maintenance in prop::collection::vec((0usize..2, 0u64..30, 1u64..15, prop::option::of(1u64..8)), 0..3),
         ) {
             let dcs = [dc(0, 8), dc(1, 6)];
             let mut usages = [DatacenterUsage::default(), DatacenterUsage::default()];
             for (d, s, e, v) in &held {
                 usages[*d].allocated.add(Window::between(*s, *e), false, &amount(*v));
+            }
+            // Maintenance frees capacity where it ends, as claims do.
+            for (i, (d, s, l, v)) in maintenance.iter().enumerate() {
+                let w = Window::between(*s, s + l);
+                match v {
+                    Some(v) => usages[*d].maintenance.add(w, false, &amount(*v)),
+                    None => usages[*d].closed.push((w, format!("m{i}"))),
+                }
             }
             let mut theirs = Timeline::new();
             for (s, l, v) in &tenant_holds {

@@ -8,7 +8,7 @@ use theia::model::{
     Claim, FieldError, Maintenance, Resources, Timing, format_instant, validate_name,
 };
 use theia::scheduler::{Impact, impact, replacement};
-use theia::state::{Books, Change};
+use theia::state::{Applied, Books, Change};
 use tonic::{Request, Response, Status};
 
 use super::Api;
@@ -17,6 +17,8 @@ use crate::access::caller;
 use crate::app::{assign_effects, release_effects};
 use crate::error::{ApiError, required};
 use crate::ledger::{Ledger, wall_ms};
+use crate::store::StoreError;
+use crate::writer::Durable;
 
 /// A maintenance for the wire.
 pub fn maintenance_to_wire(m: &Maintenance) -> v1::Maintenance {
@@ -166,15 +168,11 @@ fn report(m: &Maintenance, found: &Impact, affected: &[v1::AffectedTenant]) -> S
 }
 
 /// Moves claim `id`'s units out of `dc` onto other datacenters where they
-/// fit over the rest of its window, committing the new placement; `false`
+/// fit over the rest of its window, queueing the new placement; `None`
 /// when they fit nowhere (the claim stays, at risk).
-fn replace(api: &Api, ledger: &mut Ledger, id: &str, dc: &str, now: u64) -> bool {
-    let Some(claim) = ledger.books.claims().get(id).cloned() else {
-        return false;
-    };
-    let Some(outcome) = replacement(&api.candidates(&ledger.books), &claim, dc, now) else {
-        return false;
-    };
+fn replace(api: &Api, ledger: &mut Ledger, id: &str, dc: &str, now: u64) -> Option<Durable> {
+    let claim = ledger.books.claims().get(id).cloned()?;
+    let outcome = replacement(&api.candidates(&ledger.books), &claim, dc, now)?;
     let mut moved = claim.clone();
     moved.placements.retain(|p| p.datacenter != dc);
     moved.placements.extend(outcome.placements.iter().cloned());
@@ -183,7 +181,7 @@ fn replace(api: &Api, ledger: &mut Ledger, id: &str, dc: &str, now: u64) -> bool
         .into_iter()
         .filter(|(d, _)| d == dc)
         .collect();
-    if moved.window.contains(now) {
+    if moved.in_force_at(now) {
         let fresh = theia::model::Claim {
             placements: outcome.placements.clone(),
             ..moved.clone()
@@ -192,10 +190,24 @@ fn replace(api: &Api, ledger: &mut Ledger, id: &str, dc: &str, now: u64) -> bool
     }
     tracing::info!(claim = %id, from = %dc, to = %outcome.summary, "maintenance: claim re-placed");
     let ts = ledger.stamp();
-    // Not awaited one by one: the caller waits for everything queued.
-    let _ = ledger.commit(vec![Change::claim(ts, moved)], effects);
-    true
+    let mut changes = vec![Change::claim(ts, moved)];
+    // A datacenter the claim held once before (an earlier maintenance moved
+    // it away) still has its old flag: the new part is not applied yet.
+    for p in &outcome.placements {
+        let ts = ledger.stamp();
+        let unapplied = Applied {
+            applied: false,
+            error: String::new(),
+            at_ms: now,
+        };
+        changes.push(Change::applied(id, &p.datacenter, ts, unapplied));
+    }
+    Some(ledger.commit(changes, effects))
 }
+
+/// How often a maintenance is judged again after another manager placed
+/// on its datacenter while it was judged.
+const ATTEMPTS: u32 = 8;
 
 impl Api {
     /// `CreateMaintenance`.
@@ -205,49 +217,96 @@ impl Api {
     ) -> Result<Response<v1::CreateMaintenanceResponse>, Status> {
         let who = caller(&req)?.subject;
         let req = req.into_inner();
-        let now = wall_ms();
-        let mut ledger = self.ledger.lock().await;
-        let m = from_request(&req, new_id(&ledger.books), &who, now)?;
-        let found = judge(self, &ledger.books, &m, now)?;
-        let affected_tenants = affected(&ledger.books, &found.displaced);
-        let mut answer = v1::CreateMaintenanceResponse {
-            maintenance: Some(maintenance_to_wire(&m)),
-            accepted: false,
-            over_capacity: found
-                .over
-                .iter()
-                .map(|s| v1::MaintenanceShortfall {
-                    class: s.class.to_string(),
-                    needed: s.class.format(s.needed),
-                    capacity: s.class.format(s.capacity),
-                    at_unix_ms: ms_to_wire(Some(s.at)),
-                })
-                .collect(),
-            affected: affected_tenants.clone(),
-            ..Default::default()
-        };
-        if req.dry_run {
-            return Ok(Response::new(answer));
-        }
-        if !found.over.is_empty() && !req.force {
-            return Err(ApiError::FailedPrecondition(report(&m, &found, &affected_tenants)).into());
-        }
-        let ts = ledger.stamp();
-        let _ = ledger.commit(vec![Change::maintenance(ts, m.clone())], Vec::new());
-        tracing::info!(maintenance = %m.id, datacenter = %m.datacenter, reason = %m.reason, displaced = found.displaced.len(), "maintenance accepted");
-        for id in &found.displaced {
-            if replace(self, &mut ledger, id, &m.datacenter, now) {
-                answer.replaced.push(id.clone());
-            } else {
-                tracing::warn!(claim = %id, datacenter = %m.datacenter, "maintenance: the claim fits nowhere else; it stays, at risk");
-                answer.at_risk.push(id.clone());
+        for attempt in 0..ATTEMPTS {
+            match self.create_maintenance_once(&req, &who).await {
+                Err(ApiError::Store(StoreError::Conflict)) => {
+                    let ceiling = 5u64 << attempt.min(6);
+                    let pause = rand::random_range(ceiling / 2..=ceiling);
+                    tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                }
+                other => return other.map(Response::new).map_err(Status::from),
             }
         }
+        Err(ApiError::Aborted(format!(
+            "other managers placed on {} {ATTEMPTS} times while this maintenance was judged; nothing was stored, retry",
+            req.datacenter
+        ))
+        .into())
+    }
+
+    /// Judges, stores and (when forced) applies one maintenance, once.
+    async fn create_maintenance_once(
+        &self,
+        req: &v1::CreateMaintenanceRequest,
+        who: &str,
+    ) -> Result<v1::CreateMaintenanceResponse, ApiError> {
+        let now = wall_ms();
+        let (m, found, mut answer, stored) = {
+            let mut ledger = self.ledger.lock().await;
+            let m = from_request(req, new_id(&ledger.books), who, now)?;
+            let found = judge(self, &ledger.books, &m, now)?;
+            let affected_tenants = affected(&ledger.books, &found.displaced);
+            let answer = v1::CreateMaintenanceResponse {
+                maintenance: Some(maintenance_to_wire(&m)),
+                accepted: false,
+                over_capacity: found
+                    .over
+                    .iter()
+                    .map(|s| v1::MaintenanceShortfall {
+                        class: s.class.to_string(),
+                        needed: s.class.format(s.needed),
+                        capacity: s.class.format(s.capacity),
+                        at_unix_ms: ms_to_wire(Some(s.at)),
+                    })
+                    .collect(),
+                affected: affected_tenants.clone(),
+                ..Default::default()
+            };
+            if req.dry_run {
+                return Ok(answer);
+            }
+            if !found.over.is_empty() && !req.force {
+                return Err(ApiError::FailedPrecondition(report(
+                    &m,
+                    &found,
+                    &affected_tenants,
+                )));
+            }
+            let ts = ledger.stamp();
+            let stored = ledger.commit(vec![Change::maintenance(ts, m.clone())], Vec::new());
+            (m, found, answer, stored)
+        };
+        // Durable (and not refused for a placement made meanwhile on
+        // another manager) before anything is moved for it.
+        stored.wait().await?;
+        tracing::info!(maintenance = %m.id, datacenter = %m.datacenter, reason = %m.reason, displaced = found.displaced.len(), "maintenance accepted");
         answer.accepted = true;
-        let settled = ledger.settled();
-        drop(ledger);
-        settled.wait().await.map_err(ApiError::from)?;
-        Ok(Response::new(answer))
+        let moves: Vec<(String, Option<Durable>)> = {
+            let mut ledger = self.ledger.lock().await;
+            found
+                .displaced
+                .iter()
+                .map(|id| {
+                    (
+                        id.clone(),
+                        replace(self, &mut ledger, id, &m.datacenter, now),
+                    )
+                })
+                .collect()
+        };
+        for (id, moved) in moves {
+            let done = match moved {
+                Some(durable) => durable.wait().await.is_ok(),
+                None => false,
+            };
+            if done {
+                answer.replaced.push(id);
+            } else {
+                tracing::warn!(claim = %id, datacenter = %m.datacenter, "maintenance: the claim fits nowhere else (or moving it was refused); it stays, at risk");
+                answer.at_risk.push(id);
+            }
+        }
+        Ok(answer)
     }
 
     /// `GetMaintenance`.
