@@ -377,3 +377,74 @@ async fn the_capacity_timeline_shows_claims_and_maintenance_step_by_step() {
     assert!(out.contains("  maintenance  |"), "{out}");
     w.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_maintenance_forced_through_another_manager_moves_the_claim_on_the_agents_of_the_first() {
+    init();
+    const SECRET: &str = "e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3e3";
+    let redis = TestRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let a = TestManager::start_with(redis_config(&dir.path().join("a"), &redis, SECRET)).await;
+    let b = TestManager::start_with(redis_config(&dir.path().join("b"), &redis, SECRET)).await;
+    // Both agents hold their streams on a.
+    let start = |dc: &str| {
+        TestAgent::start(
+            vec![a.url()],
+            dc,
+            &[("region", "eu")],
+            "compute.vcpu=16",
+            dir.path().join(dc),
+        )
+    };
+    let (one, two) = (start("dc-1"), start("dc-2"));
+    let on_a = Clients::new(a.channel().await);
+    let mut on_b = Clients::new(b.channel().await);
+    for dc in ["dc-1", "dc-2"] {
+        on_b.wait_total(dc, "compute.vcpu", "16").await;
+        on_b.wait_liveness(dc, v1::Liveness::Alive).await;
+    }
+    on_b.create_tenant("acme", &[]).await;
+    let claim = on_b
+        .create_claim(v1::ClaimSpec {
+            tenant: "acme".into(),
+            count: 1,
+            resources: map(&[("compute.vcpu", "8")]),
+            datacenters: vec!["dc-1".into(), "dc-2".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(claim.placements[0].datacenter, "dc-1");
+    wait_held(&one, vec![claim.id.clone()], "dc-1 applies the claim").await;
+    // Forced through b: a's agents follow from the feed.
+    let forced = on_b
+        .infra
+        .create_maintenance(v1::CreateMaintenanceRequest {
+            datacenter: "dc-1".into(),
+            all: true,
+            duration_ms: 3_600_000,
+            reason: "power".into(),
+            force: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(forced.replaced, vec![claim.id.clone()]);
+    wait_held(&one, vec![], "dc-1 releases the claim").await;
+    wait_held(&two, vec![claim.id.clone()], "dc-2 assigns it").await;
+    let moved = eventually("a shows it active in dc-2", || {
+        let (mut api, id) = (on_a.clone(), claim.id.clone());
+        async move {
+            Some(api.claim(&id).await).filter(|c| {
+                c.state == v1::ClaimState::Active as i32 && c.placements[0].datacenter == "dc-2"
+            })
+        }
+    })
+    .await;
+    assert!(!moved.at_risk);
+    one.stop().await;
+    two.stop().await;
+    a.stop().await;
+    b.stop().await;
+}
