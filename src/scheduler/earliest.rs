@@ -124,52 +124,16 @@ mod tests {
     use proptest::prelude::{Strategy as Gen, prop, prop_assert, prop_assert_eq, proptest};
 
     use super::*;
-    use crate::model::{
-        Datacenter, Inventory, Labels, ResourceClass, Resources, Selector, Strategy,
-    };
+    use crate::model::Datacenter;
+    use crate::scheduler::testkit::{amount, datacenter, spec};
     use crate::scheduler::{DatacenterUsage, Liveness};
 
-    fn vcpu() -> ResourceClass {
-        ResourceClass::parse("compute.vcpu").unwrap()
-    }
-
-    fn amount(n: u64) -> Resources {
-        let mut r = Resources::new();
-        r.set(vcpu(), n);
-        r
-    }
-
-    fn spec(count: u32, unit: u64) -> ClaimSpec {
-        ClaimSpec {
-            tenant: "t".into(),
-            request_id: String::new(),
-            count,
-            profile: None,
-            unit: amount(unit),
-            selector: Selector::default(),
-            datacenters: vec![],
-            distinct_datacenters: false,
-            max_per_datacenter: 0,
-            strategy: Strategy::Binpack,
-            timing: Default::default(),
-        }
-    }
-
     fn tenant(quota: u64) -> Tenant {
-        Tenant {
-            name: "t".into(),
-            owner: String::new(),
-            delegates: vec![],
-            labels: Labels::new(),
-            quota: amount(quota),
-        }
+        crate::scheduler::testkit::tenant("t", quota)
     }
 
     fn dc(i: usize, total: u64) -> Datacenter {
-        let mut d = Datacenter::new(format!("dc{i}"), Labels::new());
-        d.inventory
-            .insert(vcpu(), Inventory::reported(total, total));
-        d
+        datacenter(&format!("dc{i}"), total)
     }
 
     /// Held windows: (datacenter, start, end, vCPU).

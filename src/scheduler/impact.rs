@@ -137,38 +137,14 @@ pub fn replacement(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{
-        ClaimSpec, ClaimState, Datacenter, Inventory, Labels, Placement, Resources, Selector,
-        Strategy, Window,
-    };
+    use crate::model::{ClaimState, Placement, Resources, Window};
+    use crate::scheduler::testkit::{amount, datacenter, spec, vcpu};
     use crate::scheduler::{DatacenterUsage, Liveness, usage_by_datacenter};
-
-    fn vcpu() -> ResourceClass {
-        ResourceClass::parse("compute.vcpu").unwrap()
-    }
-
-    fn amount(n: u64) -> Resources {
-        let mut r = Resources::new();
-        r.set(vcpu(), n);
-        r
-    }
 
     fn claim(id: &str, created: u64, vcpu: u64, window: Window) -> Claim {
         Claim {
             id: id.into(),
-            spec: ClaimSpec {
-                tenant: "t".into(),
-                request_id: String::new(),
-                count: 1,
-                profile: None,
-                unit: amount(vcpu),
-                selector: Selector::default(),
-                datacenters: vec![],
-                distinct_datacenters: false,
-                max_per_datacenter: 0,
-                strategy: Strategy::Binpack,
-                timing: Default::default(),
-            },
+            spec: spec(1, vcpu),
             state: ClaimState::Placed,
             placements: vec![Placement {
                 datacenter: "dc".into(),
@@ -197,8 +173,7 @@ mod tests {
     }
 
     fn judge(claims: &[Claim], m: &Maintenance, now: u64) -> Impact {
-        let mut dc = Datacenter::new("dc", Labels::new());
-        dc.inventory.insert(vcpu(), Inventory::reported(16, 16));
+        let dc = datacenter("dc", 16);
         let usage: DatacenterUsage = usage_by_datacenter(claims).remove("dc").unwrap_or_default();
         let here = Candidate {
             dc: &dc,

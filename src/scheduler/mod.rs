@@ -512,3 +512,5 @@ mod tests;
 
 #[cfg(test)]
 mod over_time;
+#[cfg(test)]
+mod testkit;

@@ -71,18 +71,9 @@ pub fn step_capacity(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Datacenter, Inventory, Labels, Resources};
+    use crate::model::{Datacenter, Inventory, Labels};
+    use crate::scheduler::testkit::{amount, vcpu};
     use crate::scheduler::{DatacenterUsage, Liveness};
-
-    fn vcpu() -> ResourceClass {
-        ResourceClass::parse("compute.vcpu").unwrap()
-    }
-
-    fn amount(n: u64) -> Resources {
-        let mut r = Resources::new();
-        r.set(vcpu(), n);
-        r
-    }
 
     #[test]
     fn a_step_shows_the_peaks_within_it_and_what_is_left() {

@@ -66,26 +66,10 @@ pub fn check_quota(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Labels;
-
-    fn vcpu() -> ResourceClass {
-        ResourceClass::parse("compute.vcpu").unwrap()
-    }
-
-    fn amount(n: u64) -> Resources {
-        let mut r = Resources::new();
-        r.set(vcpu(), n);
-        r
-    }
+    use crate::scheduler::testkit::amount;
 
     fn tenant(quota: u64) -> Tenant {
-        Tenant {
-            name: "acme".into(),
-            owner: String::new(),
-            delegates: vec![],
-            labels: Labels::new(),
-            quota: amount(quota),
-        }
+        crate::scheduler::testkit::tenant("acme", quota)
     }
 
     #[test]
