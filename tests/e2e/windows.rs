@@ -37,7 +37,8 @@ async fn wait_state(api: &Clients, id: &str, state: v1::ClaimState) -> v1::Claim
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_for_later_is_pending_then_active_then_expired_and_agents_follow() {
     let mut w = TwoDcs::start().await;
-    let start = now_ms() + 2_500;
+    // Far enough ahead for the steps before it on a loaded machine.
+    let start = now_ms() + 4_000;
     let end = start + 2_000;
 
     // 3 × 4 vCPU of dc-eu's 16, later: pending, held by no agent, nothing
@@ -288,7 +289,7 @@ async fn in_a_cluster_the_manager_holding_the_agent_assigns_and_every_manager_se
     on_b.wait_total("dc-a", "compute.vcpu", "16").await;
     on_b.wait_liveness("dc-a", v1::Liveness::Alive).await;
     on_b.create_tenant("acme", &[]).await;
-    let start = now_ms() + 2_000;
+    let start = now_ms() + 3_000;
     let end = start + 1_500;
     // Placed through b, which holds no agent stream.
     let claim = on_b
