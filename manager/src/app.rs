@@ -151,12 +151,13 @@ impl App {
         now: u64,
     ) -> theia::scheduler::Outcome {
         let mut rotation = self.rotation.lock().unwrap_or_else(|e| e.into_inner());
-        let outcome = theia::scheduler::schedule_after(
+        let outcome = theia::scheduler::schedule_seeded(
             &self.candidates(books),
             spec,
             rotation.as_deref(),
             window,
             now,
+            self.config.tie_break_seed,
         );
         if placed && outcome.fits && spec.strategy == theia::model::Strategy::RoundRobin {
             rotation.clone_from(&outcome.last_datacenter);
@@ -187,6 +188,7 @@ impl App {
             planning,
             rotation.as_deref(),
             now,
+            self.config.tie_break_seed,
         );
         if let Ok(slot) = &found {
             if placed && spec.strategy == theia::model::Strategy::RoundRobin {

@@ -34,6 +34,8 @@ pub struct ManagerConfig {
     pub claim_retention: Duration,
     /// How far from its first allowed start a dynamic start may go.
     pub planning_window: Duration,
+    /// The order binpack and spread ties are broken in; by id when `None`.
+    pub tie_break_seed: Option<u64>,
     /// The Redis URL of a manager cluster's store; the embedded store when `None`.
     pub redis: Option<String>,
     /// The cluster secret that seals what is stored in Redis.
@@ -243,6 +245,7 @@ impl ManagerConfig {
             },
             claim_retention: c.duration("claim_retention")?,
             planning_window: c.duration("planning_window")?,
+            tie_break_seed: c.opt_u64("tie_break_seed")?,
             redis,
             secret,
             redis_ca,

@@ -88,6 +88,10 @@ struct Args {
     /// may be placed [default: 31d].
     #[arg(long)]
     planning_window: Option<String>,
+    /// Break binpack and spread ties in an order drawn from this number
+    /// instead of towards the smallest datacenter id [default: none].
+    #[arg(long)]
+    tie_break_seed: Option<String>,
     /// Log filter, e.g. info or theia_manager=debug [default: info].
     #[arg(long)]
     log: Option<String>,
@@ -123,6 +127,7 @@ impl Args {
             ("down_after", &self.down_after),
             ("claim_retention", &self.claim_retention),
             ("planning_window", &self.planning_window),
+            ("tie_break_seed", &self.tie_break_seed),
             ("log", &self.log),
         ]
         .into_iter()

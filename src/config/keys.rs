@@ -211,6 +211,12 @@ pub const KEYS: &[KeySpec] = &[
         "how long released claims stay listed (and answer a retried request id) before they are pruned",
     ),
     key(
+        "tie_break_seed",
+        None,
+        "theia-manager",
+        "a number: binpack and spread ties go in an order drawn from it (the same for the same seed) instead of to the smallest datacenter id",
+    ),
+    key(
         "planning_window",
         Some("31d"),
         "theia-manager",

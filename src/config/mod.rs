@@ -248,6 +248,11 @@ impl Config {
         self.required(key, v)
     }
 
+    /// A whole number, if set.
+    pub fn opt_u64(&self, key: &str) -> Result<Option<u64>, ConfigError> {
+        self.typed(key, Value::as_u64)
+    }
+
     /// A non-negative number that must be set.
     pub fn f64(&self, key: &str) -> Result<f64, ConfigError> {
         let v = self.typed(key, Value::as_f64)?;

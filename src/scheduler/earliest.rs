@@ -9,7 +9,7 @@
 //! is released, it also fits one millisecond earlier: the earliest start
 //! is always one of those instants, and only they are tried, in order.
 
-use super::{Candidate, Outcome, QuotaExceeded, Timeline, check_quota, schedule_after};
+use super::{Candidate, Outcome, QuotaExceeded, Timeline, check_quota, schedule_seeded};
 use crate::model::{ClaimSpec, Tenant, Window, format_instant};
 
 /// Where and when the earliest fitting start puts a claim.
@@ -40,7 +40,8 @@ pub struct NoSlot {
 /// The earliest start from `first.start` on, before `first.start +
 /// planning_ms`, at which `spec` fits on `candidates` for as long as
 /// `first` lasts, with `tenant` (holding `usage`) within its quota at
-/// every instant. Decided at `now`; round-robin continues after `rotation`.
+/// every instant. Decided at `now`; round-robin continues after `rotation`,
+/// ties are broken as `tie_seed` says ([`super::schedule_seeded`]).
 #[allow(clippy::too_many_arguments)]
 pub fn earliest_start(
     candidates: &[Candidate<'_>],
@@ -51,6 +52,7 @@ pub fn earliest_start(
     planning_ms: u64,
     rotation: Option<&str>,
     now: u64,
+    tie_seed: Option<u64>,
 ) -> Result<Found, Box<NoSlot>> {
     let last = first.start.saturating_add(planning_ms);
     // Capacity frees up where a claim or a maintenance ends.
@@ -85,7 +87,7 @@ pub fn earliest_start(
         tried += 1;
         let window = at(start);
         let quota = check_quota(tenant, usage, &spec.total(), window, now);
-        let outcome = schedule_after(candidates, spec, rotation, window, now);
+        let outcome = schedule_seeded(candidates, spec, rotation, window, now, tie_seed);
         if quota.is_ok() && outcome.fits {
             return Ok(Found { window, outcome });
         }
@@ -184,11 +186,11 @@ mod tests {
             let s = spec(count, unit);
             let t = tenant(quota);
             let first = Window { start: from, end: length.map(|l| from + l) };
-            let found = earliest_start(&cands, &s, &t, &theirs, first, planning, None, 0);
+            let found = earliest_start(&cands, &s, &t, &theirs, first, planning, None, 0, None);
             let fits_at = |start: u64| {
                 let w = Window { start, end: length.map(|l| start + l) };
                 check_quota(&t, &theirs, &s.total(), w, 0).is_ok()
-                    && schedule_after(&cands, &s, None, w, 0).fits
+                    && crate::scheduler::schedule_after(&cands, &s, None, w, 0).fits
             };
             let want = (from..from + planning).find(|st| fits_at(*st));
             prop_assert_eq!(found.as_ref().ok().map(|slot| slot.window.start), want);
@@ -221,6 +223,7 @@ mod tests {
             86_400_000,
             None,
             10,
+            None,
         );
         // It fits at 100, well within a day.
         assert_eq!(no.unwrap().window, Window::between(100, 110));
@@ -233,6 +236,7 @@ mod tests {
             90,
             None,
             10,
+            None,
         )
         .unwrap_err();
         assert_eq!(no.tried, 1, "100 is past the planning window");
@@ -245,6 +249,7 @@ mod tests {
             0,
             None,
             10,
+            None,
         )
         .unwrap_err();
         assert!(
@@ -275,6 +280,7 @@ mod tests {
             86_400_000,
             None,
             10,
+            None,
         )
         .unwrap_err();
         assert!(no.summary.contains("quota"), "{}", no.summary);

@@ -319,7 +319,7 @@ fn next_in_turn(n: usize, from: usize, takes: impl Fn(usize) -> bool) -> Option<
 /// Places `spec` on `candidates` over `window` (decided at `now`), whole
 /// or not at all; a round-robin claim gives its first unit to the first
 /// datacenter in id order after `rotation` (the `last_datacenter` of the
-/// previous one).
+/// previous one). Ties go to the smallest id.
 pub fn schedule_after(
     candidates: &[Candidate<'_>],
     spec: &ClaimSpec,
@@ -327,8 +327,39 @@ pub fn schedule_after(
     window: Window,
     now: u64,
 ) -> Outcome {
+    schedule_seeded(candidates, spec, rotation, window, now, None)
+}
+
+/// A number from `seed` and `id` that looks random and is always the same
+/// for the same two (SplitMix64 over FNV-1a): the order ties are broken in.
+fn tie_key(seed: u64, id: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let mut z = h ^ seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// [`schedule_after`], with binpack and spread ties broken in an order
+/// drawn from `tie_seed` (deterministic for a given seed) instead of by
+/// id, so that equal datacenters share the first placements.
+pub fn schedule_seeded(
+    candidates: &[Candidate<'_>],
+    spec: &ClaimSpec,
+    rotation: Option<&str>,
+    window: Window,
+    now: u64,
+    tie_seed: Option<u64>,
+) -> Outcome {
     let mut cands: Vec<&Candidate<'_>> = candidates.iter().collect();
     cands.sort_by(|a, b| a.dc.id.cmp(&b.dc.id));
+    let mut ranking: Vec<usize> = (0..cands.len()).collect();
+    if let Some(seed) = tie_seed {
+        ranking.sort_by_key(|i| (tie_key(seed, &cands[*i].dc.id), *i));
+    }
     let per_dc_limit = limit_per_dc(spec);
     let needs: Needs<'_> = spec.unit.iter().filter(|(_, n)| *n > 0).collect();
     let mismatch = format!(
@@ -407,10 +438,12 @@ pub fn schedule_after(
         let chosen = if spec.strategy == Strategy::RoundRobin {
             next_in_turn(slots.len(), turn, |i| open(&slots[i]))
         } else {
-            // Slots are in id order and only a strictly better score
-            // replaces the best so far, so ties go to the smallest id.
+            // Only a strictly better score replaces the best so far, so
+            // ties go to the first in `ranking`: the smallest id, or the
+            // seed's order.
             let mut best: Option<(usize, f64)> = None;
-            for (i, slot) in slots.iter().enumerate() {
+            for &i in &ranking {
+                let slot = &slots[i];
                 if !open(slot) {
                     continue;
                 }

@@ -33,11 +33,21 @@ async fn yaml_output_is_the_json_document_in_yaml() {
         };
         let mut json: serde_json::Value = serde_json::from_str(&with("json")).unwrap();
         let mut yaml: serde_json::Value = serde_yaml_ng::from_str(&with("yaml")).unwrap();
-        // `config show` reports the output format itself, which differs.
-        for doc in [&mut json, &mut yaml] {
-            if let Some(map) = doc.as_object_mut() {
-                map.remove("output");
+        // `config show` reports the output format itself, which differs,
+        // and a heartbeat may land between the two calls.
+        fn forget_volatile(doc: &mut serde_json::Value) {
+            match doc {
+                serde_json::Value::Object(map) => {
+                    map.remove("output");
+                    map.remove("lastSeenUnixMs");
+                    map.values_mut().for_each(forget_volatile);
+                }
+                serde_json::Value::Array(items) => items.iter_mut().for_each(forget_volatile),
+                _ => {}
             }
+        }
+        for doc in [&mut json, &mut yaml] {
+            forget_volatile(doc);
         }
         assert_eq!(yaml, json, "{args:?}");
     }
