@@ -204,6 +204,53 @@ mod tests {
     }
 
     #[test]
+    fn a_displaced_part_moves_to_a_live_datacenter_the_claim_is_not_in_yet() {
+        let dcs = [
+            datacenter("dc", 16),
+            datacenter("dc-b", 16),
+            datacenter("dc-c", 16),
+            datacenter("dc-d", 4),
+        ];
+        let empty = DatacenterUsage::default();
+        let mut cands: Vec<Candidate<'_>> = dcs
+            .iter()
+            .map(|dc| Candidate {
+                dc,
+                liveness: Liveness::Alive,
+                usage: &empty,
+            })
+            .collect();
+        let mut c = claim("c", 1, 8, Window::between(5, 500));
+        // Already in dc-b too: its part there stays, and dc-b is not a target.
+        c.placements.push(Placement {
+            datacenter: "dc-b".into(),
+            ..c.placements[0].clone()
+        });
+        cands[2].liveness = Liveness::Down;
+        // dc-c is down, dc-d too small: nowhere to go.
+        assert!(replacement(&cands, &c, "dc", 100).is_none());
+        cands[2].liveness = Liveness::Suspect;
+        let out = replacement(&cands, &c, "dc", 100).expect("dc-c takes it");
+        assert_eq!(out.placements.len(), 1);
+        assert_eq!(
+            (
+                out.placements[0].datacenter.as_str(),
+                out.placements[0].units
+            ),
+            ("dc-c", 1)
+        );
+        // Over the rest of its window only: what dc-c holds before now is no obstacle.
+        let mut busy = DatacenterUsage::default();
+        busy.allocated
+            .add(Window::between(0, 100), false, &amount(16));
+        cands[2].usage = &busy;
+        assert!(replacement(&cands, &c, "dc", 100).is_some());
+        assert!(replacement(&cands, &c, "dc", 99).is_none());
+        // A claim with no part there has nothing to move.
+        assert!(replacement(&cands, &c, "dc-z", 100).is_none());
+    }
+
+    #[test]
     fn what_still_fits_takes_nothing() {
         let claims = [claim("a", 1, 8, Window::from(1))];
         let m = maintenance(Some(8), Window::between(100, 200));

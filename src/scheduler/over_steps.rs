@@ -134,11 +134,27 @@ mod tests {
         };
         let closed = step_capacity(&c, &vcpu(), Window::between(70, 80), true);
         assert_eq!((closed.maintenance, closed.free), (32, 0));
-        // A class the datacenter does not offer has no capacity.
+        // A class the datacenter does not offer has no capacity; what
+        // claims hold there still shows.
         let gpu = ResourceClass::parse("compute.gpu").unwrap();
         assert_eq!(
             step_capacity(&c, &gpu, Window::between(0, 10), true),
             StepCapacity::default()
+        );
+        let mut gpus = crate::model::Resources::new();
+        gpus.set(gpu.clone(), 2);
+        usage.allocated.add(Window::from(0), true, &gpus);
+        let c = Candidate {
+            dc: &dc,
+            liveness: Liveness::Alive,
+            usage: &usage,
+        };
+        assert_eq!(
+            step_capacity(&c, &gpu, Window::between(0, 10), true),
+            StepCapacity {
+                allocated: 2,
+                ..StepCapacity::default()
+            }
         );
     }
 }

@@ -473,6 +473,14 @@ mod tests {
         assert_eq!(tl.peak(&gpu(), Window::between(500, 600)).amount, 1);
         assert_eq!(tl.classes().collect::<Vec<_>>(), [&gpu(), &vcpu()]);
         assert_eq!(tl.releases_after(0).count(), 0);
+        // Equal only with the same holdings, whatever was asked of either.
+        let mut other = Timeline::new();
+        other.add(Window::from(100), true, &amount(3, 0));
+        assert_ne!(tl, other);
+        other.add(Window::from(0), true, &amount(0, 1));
+        assert_eq!(tl, other);
+        other.add(Window::between(5, 9), false, &amount(1, 0));
+        assert_ne!(tl, other, "a change point alone makes them differ");
         // An empty window holds nothing and removing it changes nothing.
         tl.add(Window::between(5, 5), false, &amount(9, 0));
         tl.remove(Window::between(5, 5), true, &amount(3, 1));
