@@ -448,3 +448,41 @@ async fn a_maintenance_forced_through_another_manager_moves_the_claim_on_the_age
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_gives_up_half_way_never_leaves_a_maintenance_with_claims_unmoved() {
+    let mut w = TwoDcs::start().await;
+    let claim = w.api.create_claim(anywhere(3)).await.unwrap();
+    wait_held(&w.eu, vec![claim.id.clone()], "dc-eu applies the claim").await;
+    for patience_us in [200u64, 1_000, 3_000] {
+        let call = w.api.infra.create_maintenance(vcpu_out_of_eu(true, false));
+        let _ = tokio::time::timeout(std::time::Duration::from_micros(patience_us), call).await;
+        // Stored or not, whatever the client saw: if it is stored, the
+        // claim it displaces leaves dc-eu.
+        let settled = eventually("the maintenance and the claim agree", || {
+            let (mut api, id) = (w.api.clone(), claim.id.clone());
+            async move {
+                let stored = !api
+                    .infra
+                    .list_maintenances(v1::ListMaintenancesRequest::default())
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .maintenances
+                    .is_empty();
+                let in_eu = api
+                    .claim(&id)
+                    .await
+                    .placements
+                    .iter()
+                    .any(|p| p.datacenter == "dc-eu");
+                (!(stored && in_eu)).then_some(stored)
+            }
+        })
+        .await;
+        if settled {
+            break;
+        }
+    }
+    w.stop().await;
+}

@@ -218,7 +218,17 @@ impl Api {
         let who = caller(&req)?.subject;
         let req = req.into_inner();
         for attempt in 0..ATTEMPTS {
-            match self.create_maintenance_once(&req, &who).await {
+            // On a task of its own: a client that gives up half-way (a
+            // deadline, a reset stream) never leaves a stored maintenance
+            // with the claims it displaces not yet moved.
+            let (api, req, who) = (self.clone(), req.clone(), who.clone());
+            let once = tokio::spawn(async move { api.create_maintenance_once(&req, &who).await });
+            let outcome = once.await.unwrap_or_else(|e| {
+                Err(ApiError::Aborted(format!(
+                    "the maintenance task ended: {e}"
+                )))
+            });
+            match outcome {
                 Err(ApiError::Store(StoreError::Conflict)) => {
                     let ceiling = 5u64 << attempt.min(6);
                     let pause = rand::random_range(ceiling / 2..=ceiling);
