@@ -16,13 +16,15 @@ pub fn liveness_name(value: i32) -> &'static str {
     }
 }
 
-/// A claim's state: `pending`, `placed`, `active`, `released` or `expired`.
+/// A claim's state: `pending`, `placed`, `active`, `failed`, `released` or
+/// `expired`.
 pub fn state_name(value: i32) -> &'static str {
     match v1::ClaimState::try_from(value) {
         Ok(v1::ClaimState::Pending) => "pending",
         Ok(v1::ClaimState::Expired) => "expired",
         Ok(v1::ClaimState::Placed) => "placed",
         Ok(v1::ClaimState::Active) => "active",
+        Ok(v1::ClaimState::Failed) => "failed",
         Ok(v1::ClaimState::Released) => "released",
         Ok(v1::ClaimState::Unspecified) | Err(_) => "unknown",
     }

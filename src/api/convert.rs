@@ -184,6 +184,7 @@ fn state_to_wire(s: ClaimState) -> i32 {
         ClaimState::Pending => v1::ClaimState::Pending as i32,
         ClaimState::Placed => v1::ClaimState::Placed as i32,
         ClaimState::Active => v1::ClaimState::Active as i32,
+        ClaimState::Failed => v1::ClaimState::Failed as i32,
         ClaimState::Released => v1::ClaimState::Released as i32,
         ClaimState::Expired => v1::ClaimState::Expired as i32,
     }
@@ -192,10 +193,16 @@ fn state_to_wire(s: ClaimState) -> i32 {
 /// A claim for the wire in its state at `now`; `at_risk` lists its
 /// datacenters that are down or could not apply their part.
 pub fn claim_to_wire(c: &Claim, at_risk: Vec<String>, now: u64) -> v1::Claim {
+    let state = c.state_at(now);
     v1::Claim {
         id: c.id.clone(),
         spec: Some(claim_spec_to_wire(&c.spec)),
-        state: state_to_wire(c.state_at(now)),
+        state: state_to_wire(state),
+        failure_reasons: if state == ClaimState::Failed {
+            c.failure_reasons()
+        } else {
+            Vec::new()
+        },
         start_unix_ms: ms_to_wire(Some(c.window.start)),
         end_unix_ms: ms_to_wire(c.window.end),
         placements: c.placements.iter().map(placement_to_wire).collect(),

@@ -361,6 +361,11 @@ pub enum ClaimState {
     Placed,
     /// Every agent confirmed.
     Active,
+    /// Placed, and an agent could not apply its part (each placement says
+    /// why in `apply_error`). It keeps its capacity while the agent retries
+    /// (on every reconnect) and is active again once every part applied;
+    /// release it to give the capacity up.
+    Failed,
     /// Given back.
     Released,
     /// Its window ended.
@@ -370,7 +375,10 @@ pub enum ClaimState {
 impl ClaimState {
     /// Whether the claim holds capacity (at some instant of its window).
     pub fn holds_capacity(self) -> bool {
-        matches!(self, Self::Pending | Self::Placed | Self::Active)
+        matches!(
+            self,
+            Self::Pending | Self::Placed | Self::Active | Self::Failed
+        )
     }
 
     /// Whether it has ended: released or expired.
@@ -384,6 +392,7 @@ impl ClaimState {
             Self::Pending => "pending",
             Self::Placed => "placed",
             Self::Active => "active",
+            Self::Failed => "failed",
             Self::Released => "released",
             Self::Expired => "expired",
         }
@@ -428,6 +437,19 @@ pub struct Claim {
 }
 
 impl Claim {
+    /// Why it failed: one line per datacenter whose agent could not apply
+    /// its part, `dc: what the agent said`. Empty unless failed.
+    pub fn failure_reasons(&self) -> Vec<String> {
+        if self.state != ClaimState::Failed {
+            return Vec::new();
+        }
+        self.placements
+            .iter()
+            .filter(|p| !p.applied && !p.apply_error.is_empty())
+            .map(|p| format!("{}: {}", p.datacenter, p.apply_error))
+            .collect()
+    }
+
     /// Whether it has a placement in `dc`.
     pub fn placed_in(&self, dc: &str) -> Option<&Placement> {
         self.placements.iter().find(|p| p.datacenter == dc)

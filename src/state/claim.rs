@@ -84,6 +84,13 @@ pub fn assemble(
             end.state
         }
         None if claim.placements.iter().all(|p| p.applied) => ClaimState::Active,
+        None if claim
+            .placements
+            .iter()
+            .any(|p| !p.applied && !p.apply_error.is_empty()) =>
+        {
+            ClaimState::Failed
+        }
         None => ClaimState::Placed,
     };
     claim.updated_ms = updated;
@@ -221,6 +228,12 @@ mod tests {
             if !released {
                 let all = claim.placements.iter().all(|p| p.applied);
                 prop_assert_eq!(claim.state == ClaimState::Active, all);
+                // Failed exactly when some agent refused (and said why).
+                let refused = claim.placements.iter().any(|p| !p.applied && !p.apply_error.is_empty());
+                prop_assert_eq!(claim.state == ClaimState::Failed, refused && !all);
+                prop_assert_eq!(claim.failure_reasons().len(), if claim.state == ClaimState::Failed {
+                    claim.placements.iter().filter(|p| !p.applied && !p.apply_error.is_empty()).count()
+                } else { 0 });
             }
         }
     }

@@ -91,8 +91,8 @@ async fn an_assignment_the_agent_cannot_apply_puts_the_claim_at_risk() {
     );
     assert_eq!(
         refused.state,
-        v1::ClaimState::Placed as i32,
-        "no longer active: {refused:?}"
+        v1::ClaimState::Failed as i32,
+        "failed, no longer active: {refused:?}"
     );
     assert!(!refused.placements[0].applied);
     assert!(
@@ -100,7 +100,26 @@ async fn an_assignment_the_agent_cannot_apply_puts_the_claim_at_risk() {
         "{}",
         refused.placements[0].apply_error
     );
+    assert_eq!(
+        refused.failure_reasons,
+        vec![format!("dc-eu: {}", refused.placements[0].apply_error)]
+    );
     assert!(small.held().is_empty());
+    let (addr, id) = (w.manager.addr.to_string(), claim.id.clone());
+    let (ok, out, err) = tokio::task::spawn_blocking(move || {
+        run(&bin_dir().join("theia"), &["claim", "show", &id], &addr)
+    })
+    .await
+    .unwrap();
+    assert!(ok, "{err}");
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(line("state").ends_with("failed"), "{out}");
+    assert!(line("failure").contains("dc-eu: "), "{out}");
 
     // The full-size agent returns: it applies the claim and the risk clears.
     small.stop().await;
@@ -116,7 +135,9 @@ async fn an_assignment_the_agent_cannot_apply_puts_the_claim_at_risk() {
     })
     .await;
     assert!(
-        !healed.at_risk && healed.placements[0].apply_error.is_empty(),
+        !healed.at_risk
+            && healed.placements[0].apply_error.is_empty()
+            && healed.failure_reasons.is_empty(),
         "{healed:?}"
     );
     assert_eq!(eu.held(), vec![claim.id.clone()]);

@@ -47,6 +47,11 @@ pub async fn run(ctx: &Ctx, command: ClaimCommand) -> Result<(), CliError> {
                         c.id,
                         state_name(c.state)
                     )),
+                    Waited::Failed(c) => CliError::other(format!(
+                        "claim {} failed ({}); it keeps its capacity until released, and turns active if the agent applies it later",
+                        c.id,
+                        c.failure_reasons.join("; ")
+                    )),
                 })?;
             }
             // With --output json the claim is printed as JSON anyway, so
@@ -124,10 +129,12 @@ enum Waited {
     Call(tonic::Status),
     /// The claim ended first.
     Ended(Box<v1::Claim>),
+    /// An agent could not apply its part.
+    Failed(Box<v1::Claim>),
 }
 
 /// Asks for the claim (with `get`) until it is active, showing where it is
-/// on a progress line; a claim that ends first is an error.
+/// on a progress line; a claim that ends or fails first is an error.
 async fn wait_until_active<F, Fut>(mut c: v1::Claim, get: F) -> Result<v1::Claim, Waited>
 where
     F: Fn(String) -> Fut,
@@ -143,6 +150,10 @@ where
             Ok(v1::ClaimState::Released | v1::ClaimState::Expired) => {
                 progress.done();
                 return Err(Waited::Ended(Box::new(c)));
+            }
+            Ok(v1::ClaimState::Failed) => {
+                progress.done();
+                return Err(Waited::Failed(Box::new(c)));
             }
             _ => progress.show(&wait_line(&c, crate::wire::now_ms())),
         }
@@ -309,6 +320,7 @@ fn show_view(c: &v1::Claim) -> String {
         ("tenant", or_dash(&s.tenant)),
         ("state", state_name(c.state).to_owned()),
         ("at risk", at_risk),
+        ("failure", or_dash(&c.failure_reasons.join("; "))),
         ("units", s.count.to_string()),
         ("profile", or_dash(&s.profile)),
         ("per unit", kv_text(&c.unit_resources)),
@@ -377,6 +389,44 @@ mod tests {
             applied: false,
             apply_error: String::new(),
         }
+    }
+
+    /// `--wait` asks until the claim leaves `placed`: a refusal stops it
+    /// with the agent's reason, an apply returns the claim.
+    #[tokio::test(start_paused = true)]
+    async fn waiting_stops_at_failed_with_the_reason_and_returns_at_active() {
+        let claim = |state: v1::ClaimState, reasons: &[&str]| v1::Claim {
+            id: "c-1".into(),
+            state: state as i32,
+            failure_reasons: reasons.iter().map(|r| (*r).to_owned()).collect(),
+            placements: vec![placement("dc-eu", 1)],
+            ..Default::default()
+        };
+        let asked = std::sync::atomic::AtomicU32::new(0);
+        let then = |last: v1::Claim| {
+            let asked = &asked;
+            move |_id: String| {
+                let n = asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let c = if n < 2 {
+                    claim(v1::ClaimState::Placed, &[])
+                } else {
+                    last.clone()
+                };
+                async move { Ok(c) }
+            }
+        };
+        let failed = claim(v1::ClaimState::Failed, &["dc-eu: no room"]);
+        match wait_until_active(claim(v1::ClaimState::Placed, &[]), then(failed)).await {
+            Err(Waited::Failed(c)) => assert_eq!(c.failure_reasons, vec!["dc-eu: no room"]),
+            Err(Waited::Call(s)) => panic!("{s}"),
+            Err(Waited::Ended(c)) => panic!("not failed: {c:?}"),
+            Ok(c) => panic!("not failed: {c:?}"),
+        }
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 3);
+        asked.store(0, std::sync::atomic::Ordering::SeqCst);
+        let active = claim(v1::ClaimState::Active, &[]);
+        let got = wait_until_active(claim(v1::ClaimState::Placed, &[]), then(active)).await;
+        assert!(matches!(got, Ok(c) if c.state == v1::ClaimState::Active as i32));
     }
 
     #[test]
