@@ -183,9 +183,15 @@ pub async fn plain_channel(addr: &str) -> Channel {
 /// A test-fast manager config in `dir` on 127.0.0.1:0 without a rate
 /// limit, for tests that make many calls with one token.
 pub fn unlimited_config(dir: &Path) -> ManagerConfig {
+    let mut config = fast_config(dir);
+    config.rate_limit = None;
+    config
+}
+
+/// A test-fast manager config in `dir` on 127.0.0.1:0.
+pub fn fast_config(dir: &Path) -> ManagerConfig {
     let mut config = ManagerConfig::for_dir(dir, "127.0.0.1:0".parse().unwrap());
     fast(&mut config);
-    config.rate_limit = None;
     config
 }
 
@@ -202,9 +208,7 @@ pub struct TestManager {
 impl TestManager {
     /// Starts a manager on 127.0.0.1:0 with its store in `dir`.
     pub async fn start(dir: &Path) -> Self {
-        let mut config = ManagerConfig::for_dir(dir, "127.0.0.1:0".parse().unwrap());
-        fast(&mut config);
-        Self::start_with(config).await
+        Self::start_with(fast_config(dir)).await
     }
 
     /// Starts a manager with `config` (its listen address should be port 0).

@@ -18,6 +18,7 @@ mod container;
 mod dc_settings;
 mod deploy;
 mod exit_codes;
+mod explain_agrees;
 mod feed_trim;
 mod fuzz;
 mod grpcurl;

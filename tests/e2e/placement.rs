@@ -2,6 +2,7 @@
 //! quotas; agents apply what is placed; release frees it again.
 
 use theia::api::v1;
+use theia_manager::ManagerConfig;
 use tonic::Code;
 
 use crate::common::*;
@@ -17,9 +18,14 @@ pub struct TwoDcs {
 
 impl TwoDcs {
     pub async fn start() -> Self {
+        Self::start_with(fast_config).await
+    }
+
+    /// The same, with the manager's config made by `config` for its directory.
+    pub async fn start_with(config: impl FnOnce(&std::path::Path) -> ManagerConfig) -> Self {
         init();
         let dir = tempfile::tempdir().unwrap();
-        let manager = TestManager::start(&dir.path().join("manager")).await;
+        let manager = TestManager::start_with(config(&dir.path().join("manager"))).await;
         let eu = TestAgent::start(
             vec![manager.url()],
             "dc-eu",
