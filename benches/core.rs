@@ -9,7 +9,7 @@ use theia::crdt::{Crdt, LwwMap};
 use theia::model::{
     ClaimSpec, Datacenter, Inventory, Labels, ResourceClass, Resources, Selector, Strategy, Window,
 };
-use theia::scheduler::{Candidate, DatacenterUsage, Liveness, schedule, schedule_after};
+use theia::scheduler::{Candidate, DatacenterUsage, Liveness, place_seeded, schedule_seeded};
 
 fn datacenters(n: usize) -> Vec<Datacenter> {
     let vcpu = ResourceClass::parse("compute.vcpu").unwrap();
@@ -62,7 +62,19 @@ fn bench_schedule(c: &mut Criterion) {
                 format!("{strategy:?}").to_lowercase(),
                 format!("{dcs}dc-{units}u"),
             );
-            group.bench_with_input(id, &s, |b, s| b.iter(|| black_box(schedule(&cands, s))));
+            let w = Window::always();
+            group.bench_with_input(id, &s, |b, s| {
+                b.iter(|| black_box(place_seeded(&cands, s, None, w, 0, None)))
+            });
+            if dcs == 1000 {
+                let id = BenchmarkId::new(
+                    format!("{strategy:?}-explain").to_lowercase(),
+                    format!("{dcs}dc-{units}u"),
+                );
+                group.bench_with_input(id, &s, |b, s| {
+                    b.iter(|| black_box(schedule_seeded(&cands, s, None, w, 0, None)))
+                });
+            }
         }
     }
     group.finish();
@@ -92,12 +104,23 @@ fn bench_merge(c: &mut Criterion) {
 
 /// 1-unit claims on 1,000 datacenters that hold 100,000 claims between
 /// them, each over a random window within 30 days (100 a datacenter, so
-/// about 200 change points each): the open-ended claim and one of a day.
+/// about 200 change points each), in 4 classes: the open-ended claim and
+/// one of a day, as placed (`open-ended`) and as explained (`-explain`).
 fn bench_schedule_over_time(c: &mut Criterion) {
     const DAY: u64 = 86_400_000;
     let mut group = c.benchmark_group("schedule_over_time");
+    let more = [
+        ("storage.block", Inventory::reported(1 << 50, 1 << 50)),
+        ("network.ipv4", Inventory::reported(65_536, 65_536)),
+    ];
     for dcs in [1000usize, 10_000] {
-        let world = datacenters(dcs);
+        let mut world = datacenters(dcs);
+        for dc in &mut world {
+            for (class, inv) in &more {
+                dc.inventory
+                    .insert(ResourceClass::parse(class).unwrap(), inv.clone());
+            }
+        }
         let per_dc = 100_000 / dcs;
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
         let mut next = move || {
@@ -112,8 +135,11 @@ fn bench_schedule_over_time(c: &mut Criterion) {
                 for _ in 0..per_dc {
                     let start = next() % (30 * DAY);
                     let end = start + 1 + next() % (3 * DAY);
-                    let held =
-                        Resources::parse_list("r", "compute.vcpu=1,compute.memory=1Gi").unwrap();
+                    let held = Resources::parse_list(
+                        "r",
+                        "compute.vcpu=1,compute.memory=1Gi,storage.block=10Gi,network.ipv4=1",
+                    )
+                    .unwrap();
                     u.allocated.add(Window::between(start, end), false, &held);
                 }
                 u
@@ -128,14 +154,26 @@ fn bench_schedule_over_time(c: &mut Criterion) {
                 usage,
             })
             .collect();
-        let s = spec(1, Strategy::Binpack);
+        let mut s = spec(1, Strategy::Binpack);
+        s.unit = Resources::parse_list(
+            "r",
+            "compute.vcpu=16,compute.memory=64Gi,storage.block=1Ti,network.ipv4=4",
+        )
+        .unwrap();
+        // Every datacenter weighed: no selector.
+        s.selector = Selector::default();
         for (name, window) in [
             ("open-ended", Window::from(10 * DAY)),
             ("one-day", Window::between(10 * DAY, 11 * DAY)),
         ] {
-            let id = BenchmarkId::new(name, format!("{dcs}dc-{}claims", per_dc * dcs));
+            let claims = format!("{dcs}dc-{}claims", per_dc * dcs);
+            let id = BenchmarkId::new(name, &claims);
             group.bench_with_input(id, &window, |b, w| {
-                b.iter(|| black_box(schedule_after(&cands, &s, None, *w, 10 * DAY)))
+                b.iter(|| black_box(place_seeded(&cands, &s, None, *w, 10 * DAY, None)))
+            });
+            let id = BenchmarkId::new(format!("{name}-explain"), &claims);
+            group.bench_with_input(id, &window, |b, w| {
+                b.iter(|| black_box(schedule_seeded(&cands, &s, None, *w, 10 * DAY, None)))
             });
         }
     }

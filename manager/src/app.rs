@@ -141,7 +141,8 @@ impl App {
     /// Schedules `spec` over `window` on `books` as this manager decides
     /// at `now`: round-robin claims continue the rotation. Nothing is
     /// changed; `placed` says whether the outcome is taken (and the
-    /// rotation moves on).
+    /// rotation moves on), in which case a claim that fits gets no
+    /// per-datacenter verdicts (explaining asks with `placed` false).
     pub fn schedule(
         &self,
         books: &Books,
@@ -151,7 +152,12 @@ impl App {
         now: u64,
     ) -> theia::scheduler::Outcome {
         let mut rotation = self.rotation.lock().unwrap_or_else(|e| e.into_inner());
-        let outcome = theia::scheduler::schedule_seeded(
+        let decide = if placed {
+            theia::scheduler::place_seeded
+        } else {
+            theia::scheduler::schedule_seeded
+        };
+        let outcome = decide(
             &self.candidates(books),
             spec,
             rotation.as_deref(),
@@ -179,8 +185,9 @@ impl App {
     ) -> Result<theia::scheduler::Found, Box<theia::scheduler::NoSlot>> {
         let mut rotation = self.rotation.lock().unwrap_or_else(|e| e.into_inner());
         let planning = u64::try_from(self.config.planning_window.as_millis()).unwrap_or(u64::MAX);
-        let found = theia::scheduler::earliest_start(
-            &self.candidates(books),
+        let candidates = self.candidates(books);
+        let mut found = theia::scheduler::earliest_start(
+            &candidates,
             spec,
             tenant,
             &books.index().tenant(&tenant.name).held,
@@ -190,9 +197,20 @@ impl App {
             now,
             self.config.tie_break_seed,
         );
-        if let Ok(slot) = &found {
+        if let Ok(slot) = &mut found {
             if placed && spec.strategy == theia::model::Strategy::RoundRobin {
                 rotation.clone_from(&slot.outcome.last_datacenter);
+            }
+            if !placed {
+                // The same decision at the start found, with its verdicts.
+                slot.outcome = theia::scheduler::schedule_seeded(
+                    &candidates,
+                    spec,
+                    rotation.as_deref(),
+                    slot.window,
+                    now,
+                    self.config.tie_break_seed,
+                );
             }
         }
         found

@@ -9,7 +9,7 @@
 //! is released, it also fits one millisecond earlier: the earliest start
 //! is always one of those instants, and only they are tried, in order.
 
-use super::{Candidate, Outcome, QuotaExceeded, Timeline, check_quota, schedule_seeded};
+use super::{Candidate, Outcome, QuotaExceeded, Timeline, check_quota, decide, schedule_seeded};
 use crate::model::{ClaimSpec, Tenant, Window, format_instant};
 
 /// Where and when the earliest fitting start puts a claim.
@@ -17,7 +17,8 @@ use crate::model::{ClaimSpec, Tenant, Window, format_instant};
 pub struct Found {
     /// The window found.
     pub window: Window,
-    /// The placement there.
+    /// The placement there (without per-datacenter verdicts: ask
+    /// [`super::schedule_seeded`] at `window` for them).
     pub outcome: Outcome,
 }
 
@@ -87,13 +88,15 @@ pub fn earliest_start(
         tried += 1;
         let window = at(start);
         let quota = check_quota(tenant, usage, &spec.total(), window, now);
-        let outcome = schedule_seeded(candidates, spec, rotation, window, now, tie_seed);
+        // Without verdicts: only the last start tried is explained.
+        let outcome = decide(candidates, spec, rotation, window, now, tie_seed, false);
         if quota.is_ok() && outcome.fits {
             return Ok(Found { window, outcome });
         }
-        at_last = Some((window, outcome, quota.err()));
+        at_last = Some((window, quota.err()));
     }
-    let (last_window, outcome, quota) = at_last.expect("the first start is always tried");
+    let (last_window, quota) = at_last.expect("the first start is always tried");
+    let outcome = schedule_seeded(candidates, spec, rotation, last_window, now, tie_seed);
     let why = match &quota {
         Some(q) => q.to_string(),
         None => outcome.summary.clone(),

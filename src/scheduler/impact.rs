@@ -2,7 +2,7 @@
 //! classes it would push over capacity, and the claims whose capacity it
 //! would take (the newest first, as few as restore the fit).
 
-use super::{Candidate, Liveness, Outcome, Timeline, schedule_after};
+use super::{Candidate, Liveness, Outcome, Timeline, place_seeded};
 use crate::model::{Claim, Maintenance, ResourceClass, Window};
 
 /// One class a maintenance would push over capacity.
@@ -131,7 +131,7 @@ pub fn replacement(
         .filter(|c| claim.placed_in(&c.dc.id).is_none() && c.liveness != Liveness::Down)
         .cloned()
         .collect();
-    Some(schedule_after(&others, &spec, None, window, now)).filter(|o| o.fits)
+    Some(place_seeded(&others, &spec, None, window, now, None)).filter(|o| o.fits)
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod impact;
 mod liveness;
 mod over_steps;
 mod quota;
+mod table;
 mod timeline;
 mod usage;
 
@@ -29,8 +30,10 @@ pub use usage::{DatacenterUsage, tenant_usage, usage_by_datacenter};
 
 use std::collections::BTreeMap;
 
+use table::{RuledOut, Table};
+
 use crate::model::{
-    ClaimSpec, Datacenter, Inventory, Placement, ResourceClass, Strategy, Window, format_instant,
+    ClaimSpec, Datacenter, Inventory, Placement, ResourceClass, Window, format_instant,
 };
 
 /// A datacenter as the scheduler sees it.
@@ -147,29 +150,26 @@ pub struct Outcome {
     pub rejected_by: BTreeMap<String, u32>,
 }
 
-/// Reasons a datacenter is ruled out whatever its capacity.
-/// `mismatch` is the reason given when the selector does not match,
-/// formatted once per claim rather than once per datacenter.
-fn static_reasons(
-    c: &Candidate<'_>,
-    spec: &ClaimSpec,
-    mismatch: &str,
-    window: Window,
-) -> Vec<String> {
+/// Reasons a datacenter is ruled out whatever its capacity, one per filter
+/// in `out`. `mismatch` is the reason given when the selector does not
+/// match, formatted once per claim rather than once per datacenter.
+fn static_reasons(c: &Candidate<'_>, out: RuledOut, mismatch: &str, window: Window) -> Vec<String> {
     let mut reasons = Vec::new();
-    if !spec.datacenters.is_empty() && !spec.datacenters.contains(&c.dc.id) {
+    if out.has(RuledOut::DATACENTERS) {
         reasons.push("not in the claim's list of datacenters".to_owned());
     }
-    if !spec.selector.matches(&c.dc.labels) {
+    if out.has(RuledOut::SELECTOR) {
         reasons.push(mismatch.to_owned());
     }
-    if !c.dc.schedulable {
+    if out.has(RuledOut::UNSCHEDULABLE) {
         reasons.push("not schedulable (set by an operator)".to_owned());
     }
-    if c.liveness == Liveness::Down {
+    if out.has(RuledOut::DOWN) {
         reasons.push("down: its agent missed its heartbeats".to_owned());
     }
-    if let Some((w, id)) = c.usage.closed_within(window).next() {
+    if out.has(RuledOut::MAINTENANCE)
+        && let Some((w, id)) = c.usage.closed_within(window).next()
+    {
         reasons.push(format!(
             "in maintenance {id} from {} to {}",
             format_instant(w.start),
@@ -180,121 +180,54 @@ fn static_reasons(
     reasons
 }
 
-/// The short names of the filters that rule `c` out whatever its capacity,
-/// in the order [`static_reasons`] gives them.
-fn static_filters(c: &Candidate<'_>, spec: &ClaimSpec, window: Window) -> Vec<String> {
-    let mut filters = Vec::new();
-    if !spec.datacenters.is_empty() && !spec.datacenters.contains(&c.dc.id) {
-        filters.push("datacenters".to_owned());
-    }
-    if !spec.selector.matches(&c.dc.labels) {
-        filters.push("selector".to_owned());
-    }
-    if !c.dc.schedulable {
-        filters.push("unschedulable".to_owned());
-    }
-    if c.liveness == Liveness::Down {
-        filters.push("down".to_owned());
-    }
-    if c.usage.closed_within(window).next().is_some() {
-        filters.push("maintenance".to_owned());
-    }
-    filters
+/// The short names of the filters in `out`, in the order [`static_reasons`]
+/// gives them.
+fn static_filters(out: RuledOut) -> Vec<String> {
+    [
+        (RuledOut::DATACENTERS, "datacenters"),
+        (RuledOut::SELECTOR, "selector"),
+        (RuledOut::UNSCHEDULABLE, "unschedulable"),
+        (RuledOut::DOWN, "down"),
+        (RuledOut::MAINTENANCE, "maintenance"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| out.has(*bit))
+    .map(|(_, name)| name.to_owned())
+    .collect()
 }
 
-/// The classes a unit needs (non-zero), in class order.
-type Needs<'s> = Vec<(&'s ResourceClass, u64)>;
-
-/// One datacenter's running state while a claim is placed.
-struct Slot<'c, 'd, 'v> {
-    cand: &'c Candidate<'d>,
-    /// Whether nothing but capacity stands in the way.
-    eligible: bool,
-    /// Still placeable at every instant of the window, per needed class
-    /// (a window into one vector shared by every slot: a claim over many
-    /// datacenters allocates once).
-    avail: &'v mut [u64],
-    /// Per needed class, the instant at which the least is left.
-    tight: &'v [u64],
-    /// Total capacity, per needed class.
-    cap: &'v [u64],
-    /// Units of this claim placed here so far.
-    placed: u64,
+/// The classes of candidate `i` in which not even one more unit fits, as
+/// filter names.
+fn short_classes(table: &Table<'_, '_, '_>, i: usize) -> Vec<String> {
+    table
+        .short(i)
+        .map(|((class, _), _)| format!("capacity:{class}"))
+        .collect()
 }
 
-impl Slot<'_, '_, '_> {
-    /// How many more units fit in what is left.
-    fn fit_count(&self, needs: &Needs<'_>) -> u64 {
-        needs
-            .iter()
-            .zip(self.avail.iter())
-            .map(|((_, need), have)| have / need)
-            .min()
-            .unwrap_or(0)
-    }
-
-    /// Fraction of capacity allocated, summed over the unit's classes: the
-    /// ranking key of `binpack` (highest first) and `spread` (lowest first).
-    fn fullness(&self) -> f64 {
-        self.avail
-            .iter()
-            .zip(self.cap.iter())
-            .map(|(left, cap)| {
-                if *cap == 0 {
-                    1.0
+/// Why not even one more unit fits on candidate `i`, class by class; for a
+/// claim that starts later, the instant where the least is left.
+fn shortfalls(table: &Table<'_, '_, '_>, i: usize, window: Window, now: u64) -> Vec<String> {
+    let cand = table.cands[i];
+    table
+        .short(i)
+        .map(|((class, need), (have, at))| {
+            if cand.dc.inventory.contains_key(*class) {
+                let when = if window.start > now || at > window.start {
+                    format!(" at {}", format_instant(at))
                 } else {
-                    1.0 - (*left as f64 / *cap as f64)
-                }
-            })
-            .sum()
-    }
-
-    /// The classes in which not even one unit fits, as filter names.
-    fn short_classes(&self, needs: &Needs<'_>) -> Vec<String> {
-        needs
-            .iter()
-            .zip(self.avail.iter())
-            .filter(|((_, need), have)| *have < need)
-            .map(|((class, _), _)| format!("capacity:{class}"))
-            .collect()
-    }
-
-    /// Why not even one unit fits, class by class; for a claim that starts
-    /// later, the instant where the least is left.
-    fn shortfalls(&self, needs: &Needs<'_>, window: Window, now: u64) -> Vec<String> {
-        needs
-            .iter()
-            .zip(self.avail.iter().zip(self.tight))
-            .filter(|((_, need), (have, _))| *have < need)
-            .map(|((class, need), (have, at))| {
-                if self.cand.dc.inventory.contains_key(*class) {
-                    let when = if window.start > now || *at > window.start {
-                        format!(" at {}", format_instant(*at))
-                    } else {
-                        String::new()
-                    };
-                    format!(
-                        "{class}: a unit needs {}, {} available{when}",
-                        class.format_short(*need),
-                        class.format_short(*have)
-                    )
-                } else {
-                    format!("{class}: not offered here")
-                }
-            })
-            .collect()
-    }
-}
-
-fn limit_per_dc(spec: &ClaimSpec) -> u64 {
-    let mut limit = u64::from(spec.count);
-    if spec.distinct_datacenters {
-        limit = 1;
-    }
-    if spec.max_per_datacenter > 0 {
-        limit = limit.min(u64::from(spec.max_per_datacenter));
-    }
-    limit
+                    String::new()
+                };
+                format!(
+                    "{class}: a unit needs {}, {} available{when}",
+                    class.format_short(*need),
+                    class.format_short(have)
+                )
+            } else {
+                format!("{class}: not offered here")
+            }
+        })
+        .collect()
 }
 
 fn plural(n: u64, word: &str) -> String {
@@ -309,11 +242,6 @@ fn plural(n: u64, word: &str) -> String {
 /// all; a round-robin claim starts after the first datacenter.
 pub fn schedule(candidates: &[Candidate<'_>], spec: &ClaimSpec) -> Outcome {
     schedule_after(candidates, spec, None, Window::always(), 0)
-}
-
-/// The next slot at or after `from`, in a ring of `n`, that `takes`.
-fn next_in_turn(n: usize, from: usize, takes: impl Fn(usize) -> bool) -> Option<usize> {
-    (0..n).map(|k| (from + k) % n).find(|i| takes(*i))
 }
 
 /// Places `spec` on `candidates` over `window` (decided at `now`), whole
@@ -345,7 +273,8 @@ fn tie_key(seed: u64, id: &str) -> u64 {
 
 /// [`schedule_after`], with binpack and spread ties broken in an order
 /// drawn from `tie_seed` (deterministic for a given seed) instead of by
-/// id, so that equal datacenters share the first placements.
+/// id, so that equal datacenters share the first placements. Every
+/// datacenter's verdict is given: this is what explaining shows.
 pub fn schedule_seeded(
     candidates: &[Candidate<'_>],
     spec: &ClaimSpec,
@@ -354,149 +283,118 @@ pub fn schedule_seeded(
     now: u64,
     tie_seed: Option<u64>,
 ) -> Outcome {
-    let mut cands: Vec<&Candidate<'_>> = candidates.iter().collect();
-    cands.sort_by(|a, b| a.dc.id.cmp(&b.dc.id));
-    let mut ranking: Vec<usize> = (0..cands.len()).collect();
-    if let Some(seed) = tie_seed {
-        ranking.sort_by_key(|i| (tie_key(seed, &cands[*i].dc.id), *i));
-    }
-    let per_dc_limit = limit_per_dc(spec);
-    let needs: Needs<'_> = spec.unit.iter().filter(|(_, n)| *n > 0).collect();
-    let mismatch = format!(
-        "labels do not match selector {:?}",
-        spec.selector.to_string()
-    );
+    decide(candidates, spec, rotation, window, now, tie_seed, true)
+}
 
-    let mut verdicts = Vec::with_capacity(cands.len());
-    let mut slots: Vec<Slot<'_, '_, '_>> = Vec::with_capacity(cands.len());
-    let width = needs.len();
-    let mut avail = Vec::with_capacity(cands.len() * width);
-    let mut tight = Vec::with_capacity(cands.len() * width);
-    let mut cap = Vec::with_capacity(cands.len() * width);
-    for cand in &cands {
-        for (class, _) in &needs {
-            let left = cand.available_over(class, window);
-            avail.push(left.amount);
-            tight.push(left.at);
-            cap.push(cand.capacity(class));
+/// The same decision as [`schedule_seeded`], for placing: when the claim
+/// fits, no verdict is made (`verdicts` and `rejected_by` are empty), which
+/// spares the text of one per datacenter; a claim that does not fit is
+/// explained in full.
+pub fn place_seeded(
+    candidates: &[Candidate<'_>],
+    spec: &ClaimSpec,
+    rotation: Option<&str>,
+    window: Window,
+    now: u64,
+    tie_seed: Option<u64>,
+) -> Outcome {
+    let outcome = decide(candidates, spec, rotation, window, now, tie_seed, false);
+    if outcome.fits {
+        outcome
+    } else {
+        schedule_seeded(candidates, spec, rotation, window, now, tie_seed)
+    }
+}
+
+/// Each candidate's place in the order `seed` breaks ties in.
+fn tie_ranks(table: &Table<'_, '_, '_>, seed: u64) -> Vec<usize> {
+    let mut order: Vec<(u64, usize)> = table
+        .cands
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (tie_key(seed, &c.dc.id), i))
+        .collect();
+    order.sort_unstable();
+    let mut rank = vec![0; order.len()];
+    for (pos, (_, i)) in order.into_iter().enumerate() {
+        rank[i] = pos;
+    }
+    rank
+}
+
+/// The decision, with every datacenter's verdict when `explain`.
+fn decide(
+    candidates: &[Candidate<'_>],
+    spec: &ClaimSpec,
+    rotation: Option<&str>,
+    window: Window,
+    now: u64,
+    tie_seed: Option<u64>,
+    explain: bool,
+) -> Outcome {
+    let mut table = Table::new(candidates, spec, window, explain);
+    let n = table.cands.len();
+    let mut verdicts = Vec::with_capacity(if explain { n } else { 0 });
+    if explain {
+        let mismatch = format!(
+            "labels do not match selector {:?}",
+            spec.selector.to_string()
+        );
+        for i in 0..n {
+            let (cand, out) = (table.cands[i], table.ruled_out[i]);
+            let mut reasons = static_reasons(cand, out, &mismatch, window);
+            reasons.extend(shortfalls(&table, i, window, now));
+            let fit = if reasons.is_empty() {
+                table.fit_count(i).min(table.limit)
+            } else {
+                0
+            };
+            let mut filters = static_filters(out);
+            filters.extend(short_classes(&table, i));
+            verdicts.push(Verdict {
+                datacenter: cand.dc.id.clone(),
+                units_that_fit: u32::try_from(fit).unwrap_or(u32::MAX),
+                reasons,
+                filters,
+            });
         }
     }
-    let (mut avail_rest, mut cap_rest): (&mut [u64], &[u64]) = (&mut avail, &cap);
-    let mut tight_rest: &[u64] = &tight;
-    for cand in &cands {
-        let (avail, rest) = std::mem::take(&mut avail_rest).split_at_mut(width);
-        avail_rest = rest;
-        let (cap, rest) = cap_rest.split_at(width);
-        cap_rest = rest;
-        let (tight, rest) = tight_rest.split_at(width);
-        tight_rest = rest;
-        let slot = Slot {
-            cand,
-            eligible: false,
-            avail,
-            tight,
-            cap,
-            placed: 0,
-        };
-        let mut reasons = static_reasons(cand, spec, &mismatch, window);
-        let eligible = reasons.is_empty();
-        reasons.extend(slot.shortfalls(&needs, window, now));
-        let fit = if reasons.is_empty() {
-            slot.fit_count(&needs).min(per_dc_limit)
-        } else {
-            0
-        };
-        let mut filters = static_filters(cand, spec, window);
-        filters.extend(slot.short_classes(&needs));
-        verdicts.push(Verdict {
-            datacenter: cand.dc.id.clone(),
-            units_that_fit: u32::try_from(fit).unwrap_or(u32::MAX),
-            reasons,
-            filters,
-        });
-        slots.push(Slot { eligible, ..slot });
-    }
-
     let mut rejected_by: BTreeMap<String, u32> = BTreeMap::new();
     for filter in verdicts.iter().flat_map(|v| &v.filters) {
         *rejected_by.entry(filter.clone()).or_default() += 1;
     }
 
-    let mut done = 0u32;
-    // Round-robin: where the turn is; the first slot after the rotation point.
-    let mut turn = rotation.map_or(0, |after| {
-        slots
-            .iter()
-            .position(|s| s.cand.dc.id.as_str() > after)
-            .unwrap_or(0)
-    });
-    let mut last = None;
-    while done < spec.count {
-        let open = |slot: &Slot<'_, '_, '_>| {
-            slot.eligible && slot.placed < per_dc_limit && slot.fit_count(&needs) > 0
-        };
-        let chosen = if spec.strategy == Strategy::RoundRobin {
-            next_in_turn(slots.len(), turn, |i| open(&slots[i]))
-        } else {
-            // Only a strictly better score replaces the best so far, so
-            // ties go to the first in `ranking`: the smallest id, or the
-            // seed's order.
-            let mut best: Option<(usize, f64)> = None;
-            for &i in &ranking {
-                let slot = &slots[i];
-                if !open(slot) {
-                    continue;
-                }
-                let score = slot.fullness();
-                let better = match (best, spec.strategy) {
-                    (None, _) => true,
-                    (Some((_, b)), Strategy::Spread) => score < b,
-                    (Some((_, b)), _) => score > b,
-                };
-                if better {
-                    best = Some((i, score));
-                }
-            }
-            best.map(|(i, _)| i)
-        };
-        let Some(i) = chosen else { break };
-        turn = i + 1;
-        last = Some(i);
-        let slot = &mut slots[i];
-        for (left, (_, need)) in slot.avail.iter_mut().zip(&needs) {
-            *left -= need;
-        }
-        slot.placed += 1;
-        done += 1;
-    }
+    let rank = tie_seed.map(|seed| tie_ranks(&table, seed));
+    let (done, last) = table.assign(spec.count, spec.strategy, rotation, rank.as_deref());
 
     if done < spec.count {
         // Say why each datacenter that took part could not take more.
-        for (slot, verdict) in slots.iter().zip(verdicts.iter_mut()) {
+        for (i, verdict) in verdicts.iter_mut().enumerate() {
             if !verdict.reasons.is_empty() {
                 continue;
             }
-            verdict.reasons = if slot.placed >= per_dc_limit {
+            let placed = table.placed[i];
+            verdict.reasons = if placed >= table.limit {
                 vec![format!(
                     "took {}, the most one datacenter may take of this claim",
-                    plural(slot.placed, "unit")
+                    plural(placed, "unit")
                 )]
             } else {
-                let after = plural(slot.placed, "unit");
-                slot.shortfalls(&needs, window, now)
+                let after = plural(placed, "unit");
+                shortfalls(&table, i, window, now)
                     .into_iter()
                     .map(|r| format!("after {after}: {r}"))
                     .collect()
             };
         }
         let fitting = verdicts.iter().filter(|v| v.units_that_fit > 0).count();
-        let summary = if cands.is_empty() {
+        let summary = if n == 0 {
             "no datacenter is known yet (no agent has connected)".to_owned()
         } else {
             format!(
                 "{done} of {} found a place; {fitting} of {} can take any unit",
                 plural(u64::from(spec.count), "unit"),
-                plural(cands.len() as u64, "datacenter"),
+                plural(n as u64, "datacenter"),
             )
         };
         return Outcome {
@@ -509,13 +407,12 @@ pub fn schedule_seeded(
         };
     }
 
-    let placements: Vec<Placement> = slots
-        .iter()
-        .filter(|s| s.placed > 0)
-        .map(|s| Placement {
-            datacenter: s.cand.dc.id.clone(),
-            units: u32::try_from(s.placed).unwrap_or(u32::MAX),
-            resources: spec.unit.times(s.placed),
+    let placements: Vec<Placement> = (0..n)
+        .filter(|i| table.placed[*i] > 0)
+        .map(|i| Placement {
+            datacenter: table.cands[i].dc.id.clone(),
+            units: u32::try_from(table.placed[i]).unwrap_or(u32::MAX),
+            resources: spec.unit.times(table.placed[i]),
             applied: false,
             apply_error: String::new(),
         })
@@ -535,7 +432,7 @@ pub fn schedule_seeded(
         placements,
         verdicts,
         summary,
-        last_datacenter: last.map(|i| slots[i].cand.dc.id.clone()),
+        last_datacenter: last.map(|i| table.cands[i].dc.id.clone()),
         rejected_by,
     }
 }

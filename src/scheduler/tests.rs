@@ -1,5 +1,6 @@
 use proptest::prelude::{Strategy as Gen, any, prop, prop_assert, prop_assert_eq, proptest};
 
+use super::table::limit_per_dc;
 use super::*;
 use crate::model::{Claim, ClaimState, Labels, Resources, Selector, Strategy, Window};
 
@@ -534,4 +535,142 @@ fn a_seed_breaks_ties_in_its_own_order_and_never_over_a_better_score() {
     rr.strategy = Strategy::RoundRobin;
     let out = schedule_seeded(&alive(&dcs), &rr, Some("dc3"), Window::always(), 0, Some(7));
     assert_eq!(out.placements[0].datacenter, "dc4");
+}
+
+/// Where each unit goes, decided the slow way: for every unit, every
+/// datacenter is weighed afresh (what it has left after the units given
+/// so far), the best score taken, ties to the first in `order`.
+fn one_unit_at_a_time(
+    cands: &[Candidate<'_>],
+    spec: &ClaimSpec,
+    rotation: Option<&str>,
+    order: &[usize],
+) -> Option<(Vec<(String, u32)>, String)> {
+    let needs: Vec<(&ResourceClass, u64)> = spec.unit.iter().filter(|(_, n)| *n > 0).collect();
+    let limit = limit_per_dc(spec);
+    let mut placed = vec![0u64; cands.len()];
+    let left = |i: usize, placed: &[u64]| -> Vec<(u64, u64)> {
+        needs
+            .iter()
+            .map(|(class, need)| {
+                let have = cands[i].available_over(class, Window::always()).amount;
+                (have - placed[i] * need, cands[i].capacity(class))
+            })
+            .collect()
+    };
+    let open = |i: usize, placed: &[u64]| {
+        let c = &cands[i];
+        spec.selector.matches(&c.dc.labels)
+            && (spec.datacenters.is_empty() || spec.datacenters.contains(&c.dc.id))
+            && c.dc.schedulable
+            && c.liveness != Liveness::Down
+            && placed[i] < limit
+            && left(i, placed)
+                .iter()
+                .zip(&needs)
+                .all(|((have, _), (_, need))| have >= need)
+    };
+    let score = |i: usize, placed: &[u64]| -> f64 {
+        left(i, placed)
+            .iter()
+            .map(|(have, cap)| {
+                if *cap == 0 {
+                    1.0
+                } else {
+                    1.0 - *have as f64 / *cap as f64
+                }
+            })
+            .sum()
+    };
+    let mut turn = rotation.map_or(0, |r| {
+        cands.iter().position(|c| c.dc.id.as_str() > r).unwrap_or(0)
+    });
+    let mut last = 0;
+    for _ in 0..spec.count {
+        let chosen = if spec.strategy == Strategy::RoundRobin {
+            (0..cands.len())
+                .map(|k| (turn + k) % cands.len())
+                .find(|i| open(*i, &placed))
+        } else {
+            let mut best: Option<(usize, f64)> = None;
+            for &i in order.iter().filter(|i| open(**i, &placed)) {
+                let s = score(i, &placed);
+                let better = match best {
+                    None => true,
+                    Some((_, b)) if spec.strategy == Strategy::Spread => s < b,
+                    Some((_, b)) => s > b,
+                };
+                if better {
+                    best = Some((i, s));
+                }
+            }
+            best.map(|(i, _)| i)
+        };
+        let i = chosen?;
+        placed[i] += 1;
+        turn = i + 1;
+        last = i;
+    }
+    let spots = (0..cands.len())
+        .filter(|i| placed[*i] > 0)
+        .map(|i| (cands[i].dc.id.clone(), u32::try_from(placed[i]).unwrap()))
+        .collect();
+    Some((spots, cands[last].dc.id.clone()))
+}
+
+proptest! {
+    /// Placing and explaining decide alike, and as weighing every
+    /// datacenter afresh for every unit would: the same datacenters, units
+    /// and last datacenter for every strategy, rotation and tie seed;
+    /// placing leaves the verdicts out only when the claim fits.
+    #[test]
+    fn placing_decides_as_explaining_and_as_weighing_every_unit_afresh(
+        (dcs, used, mut spec) in arb_world(),
+        down in prop::collection::vec(any::<bool>(), 6),
+        round_robin in any::<bool>(),
+        rotation in prop::option::of(0usize..6),
+        seed in prop::option::of(any::<u64>()),
+    ) {
+        if round_robin {
+            spec.strategy = Strategy::RoundRobin;
+        }
+        let usages: Vec<DatacenterUsage> = dcs
+            .iter()
+            .zip(&used)
+            .map(|(dc, u)| {
+                let mut usage = DatacenterUsage::default();
+                let cap = dc.inventory[&class("compute.vcpu")].capacity();
+                hold(&mut usage, "compute.vcpu", (*u).min(cap));
+                usage
+            })
+            .collect();
+        let mut cands = alive(&dcs);
+        for (i, (c, usage)) in cands.iter_mut().zip(&usages).enumerate() {
+            c.usage = usage;
+            if down[i] {
+                c.liveness = Liveness::Down;
+            }
+        }
+        let rotation = rotation.map(|r| format!("dc{r}"));
+        let (rotation, w) = (rotation.as_deref(), Window::always());
+        let explained = schedule_seeded(&cands, &spec, rotation, w, 0, seed);
+        let placed = place_seeded(&cands, &spec, rotation, w, 0, seed);
+        prop_assert_eq!(placed.fits, explained.fits);
+        prop_assert_eq!(&placed.placements, &explained.placements);
+        prop_assert_eq!(&placed.last_datacenter, &explained.last_datacenter);
+        prop_assert_eq!(&placed.summary, &explained.summary);
+        if placed.fits {
+            prop_assert!(placed.verdicts.is_empty() && placed.rejected_by.is_empty());
+        } else {
+            prop_assert_eq!(&placed.verdicts, &explained.verdicts);
+        }
+        let mut order: Vec<usize> = (0..cands.len()).collect();
+        if let Some(seed) = seed {
+            order.sort_by_key(|i| (tie_key(seed, &cands[*i].dc.id), *i));
+        }
+        let slow = one_unit_at_a_time(&cands, &spec, rotation, &order);
+        let spots: Vec<(String, u32)> = explained.placements.iter().map(|p| (p.datacenter.clone(), p.units)).collect();
+        prop_assert_eq!(slow.clone().map(|(s, _)| s), explained.fits.then_some(spots));
+        prop_assert_eq!(slow.map(|(_, l)| l), explained.last_datacenter);
+    }
 }
