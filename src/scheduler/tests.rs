@@ -273,6 +273,20 @@ fn a_report_that_says_what_it_held_is_never_overstated() {
 
 // === properties ===
 
+/// For each datacenter, theia holding its share of `used` vCPU (never more
+/// than it has).
+fn holding(dcs: &[Datacenter], used: &[u64]) -> Vec<DatacenterUsage> {
+    dcs.iter()
+        .zip(used)
+        .map(|(dc, u)| {
+            let mut usage = DatacenterUsage::default();
+            let cap = dc.inventory[&class("compute.vcpu")].capacity();
+            hold(&mut usage, "compute.vcpu", (*u).min(cap));
+            usage
+        })
+        .collect()
+}
+
 fn arb_world() -> impl Gen<Value = (Vec<Datacenter>, Vec<u64>, ClaimSpec)> {
     let dcs = prop::collection::vec(
         (0u64..40, 0u64..40, 0u64..20, any::<bool>(), any::<bool>()),
@@ -327,16 +341,7 @@ proptest! {
     #[test]
     fn never_over_commits_and_places_whole_or_nothing((dcs, used, spec) in arb_world()) {
         // theia already holds some of each datacenter (never more than it has).
-        let usages: Vec<DatacenterUsage> = dcs
-            .iter()
-            .zip(&used)
-            .map(|(dc, u)| {
-                let mut usage = DatacenterUsage::default();
-                let cap = dc.inventory[&class("compute.vcpu")].capacity();
-                hold(&mut usage, "compute.vcpu", (*u).min(cap));
-                usage
-            })
-            .collect();
+        let usages = holding(&dcs, &used);
         let mut cands = alive(&dcs);
         for (c, usage) in cands.iter_mut().zip(&usages) {
             c.usage = usage;
@@ -634,16 +639,7 @@ proptest! {
         if round_robin {
             spec.strategy = Strategy::RoundRobin;
         }
-        let usages: Vec<DatacenterUsage> = dcs
-            .iter()
-            .zip(&used)
-            .map(|(dc, u)| {
-                let mut usage = DatacenterUsage::default();
-                let cap = dc.inventory[&class("compute.vcpu")].capacity();
-                hold(&mut usage, "compute.vcpu", (*u).min(cap));
-                usage
-            })
-            .collect();
+        let usages = holding(&dcs, &used);
         let mut cands = alive(&dcs);
         for (i, (c, usage)) in cands.iter_mut().zip(&usages).enumerate() {
             c.usage = usage;
