@@ -44,16 +44,77 @@ pub enum UnitKind {
     BitsPerSecond,
 }
 
+/// The well-known class names in name order: a well-known class is kept
+/// as its place here, so that comparing two (every map lookup by class)
+/// reads no string.
+const KNOWN_IN_ORDER: [&str; 7] = [
+    "compute.gpu",
+    "compute.memory",
+    "compute.vcpu",
+    "network.bandwidth",
+    "network.ipv4",
+    "storage.block",
+    "storage.object",
+];
+
 /// A validated resource class name such as `compute.vcpu` or `custom.fpga`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+/// Ordered, compared and hashed by name.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct ResourceClass(String);
+pub struct ResourceClass(Name);
+
+/// How a class name is kept.
+#[derive(Clone, PartialEq, Eq)]
+enum Name {
+    /// A place in [`KNOWN_IN_ORDER`].
+    Known(u8),
+    /// `custom.<name>`.
+    Custom(Box<str>),
+}
+
+impl PartialEq for ResourceClass {
+    fn eq(&self, other: &Self) -> bool {
+        // A custom name is never a well-known one: equal names, equal keeping.
+        self.0 == other.0
+    }
+}
+
+impl Eq for ResourceClass {}
+
+impl Ord for ResourceClass {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        match (&self.0, &other.0) {
+            (Name::Known(a), Name::Known(b)) => a.cmp(b),
+            _ => self.as_str().cmp(other.as_str()),
+        }
+    }
+}
+
+impl PartialOrd for ResourceClass {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::hash::Hash for ResourceClass {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl fmt::Debug for ResourceClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ResourceClass")
+            .field(&self.as_str())
+            .finish()
+    }
+}
 
 impl ResourceClass {
     /// Parses a class name: one of the well-known classes or `custom.<name>`.
     pub fn parse(name: &str) -> Result<Self, String> {
-        if WELL_KNOWN_CLASSES.iter().any(|(n, _)| *n == name) {
-            return Ok(Self(name.to_owned()));
+        if let Some(i) = KNOWN_IN_ORDER.iter().position(|n| *n == name) {
+            return Ok(Self(Name::Known(i as u8)));
         }
         if let Some(rest) = name.strip_prefix("custom.") {
             let ok = !rest.is_empty()
@@ -63,7 +124,7 @@ impl ResourceClass {
                     .chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
             if ok {
-                return Ok(Self(name.to_owned()));
+                return Ok(Self(Name::Custom(name.into())));
             }
             return Err(format!(
                 "{} is not a valid custom class; use custom.<name> with lower-case letters, digits, '-' and '_'",
@@ -80,12 +141,15 @@ impl ResourceClass {
 
     /// The class name.
     pub fn as_str(&self) -> &str {
-        &self.0
+        match &self.0 {
+            Name::Known(i) => KNOWN_IN_ORDER[usize::from(*i)],
+            Name::Custom(name) => name,
+        }
     }
 
     /// Which dimension the class belongs to.
     pub fn family(&self) -> Family {
-        match self.0.split('.').next() {
+        match self.as_str().split('.').next() {
             Some("compute") => Family::Compute,
             Some("storage") => Family::Storage,
             Some("network") => Family::Network,
@@ -97,7 +161,7 @@ impl ResourceClass {
     pub fn unit(&self) -> UnitKind {
         WELL_KNOWN_CLASSES
             .iter()
-            .find(|(n, _)| *n == self.0)
+            .find(|(n, _)| *n == self.as_str())
             .map_or(UnitKind::Count, |(_, u)| *u)
     }
 
@@ -121,13 +185,13 @@ impl TryFrom<String> for ResourceClass {
 
 impl From<ResourceClass> for String {
     fn from(c: ResourceClass) -> String {
-        c.0
+        c.as_str().to_owned()
     }
 }
 
 impl fmt::Display for ResourceClass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -268,6 +332,42 @@ mod tests {
 
     fn class(s: &str) -> ResourceClass {
         ResourceClass::parse(s).unwrap()
+    }
+
+    /// Classes order, compare and hash as their names do, however kept.
+    #[test]
+    fn classes_order_and_compare_by_name() {
+        let mut known: Vec<&str> = WELL_KNOWN_CLASSES.iter().map(|(n, _)| *n).collect();
+        known.sort_unstable();
+        assert_eq!(known, KNOWN_IN_ORDER, "the same classes, in name order");
+        let names = [
+            "compute.gpu",
+            "compute.memory",
+            "compute.vcpu",
+            "custom.a",
+            "custom.zz",
+            "network.bandwidth",
+            "network.ipv4",
+            "storage.block",
+            "storage.object",
+        ];
+        let hash = |c: &ResourceClass| {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            c.hash(&mut h);
+            h.finish()
+        };
+        for a in names {
+            for b in names {
+                let (x, y) = (class(a), class(b));
+                assert_eq!(x.cmp(&y), a.cmp(b), "{a} vs {b}");
+                assert_eq!(x == y, a == b, "{a} vs {b}");
+                assert_eq!(hash(&x) == hash(&y), a == b, "{a} vs {b}");
+            }
+            assert_eq!(class(a).as_str(), a);
+            assert_eq!(String::from(class(a)), a);
+            assert_eq!(format!("{:?}", class(a)), format!("ResourceClass({a:?})"));
+        }
     }
 
     #[test]
