@@ -8,8 +8,9 @@
 //! assignments the manager sends on every connect (level-triggered
 //! reconciliation), then to each Assign and Release. When the stream breaks
 //! it waits a jittered exponential backoff and fails over to the next
-//! manager. What the driver applied is kept in `state_dir/assignments.json`,
-//! so a restart is idempotent.
+//! manager. What the driver applied is kept in `state_dir` (a snapshot and
+//! a log of changes since, see [`driver::StateFile`]), so a restart is
+//! idempotent; the directory is locked, so two agents cannot share it.
 //!
 //! [`run`] is the whole agent; `main.rs` only reads configuration into an
 //! [`AgentConfig`] and waits for a signal.

@@ -137,12 +137,13 @@ impl Agents {
     pub fn register(&self, dc: &str, tx: AgentTx) -> Result<u64, Status> {
         let alive = self.liveness(dc) == Liveness::Alive;
         let mut inner = self.lock();
-        if let Some(existing) = inner.sessions.get(dc) {
-            if alive && !existing.tx.is_closed() {
-                return Err(Status::failed_precondition(format!(
-                    "datacenter {dc:?} already has a connected agent; this one stays a standby"
-                )));
-            }
+        if let Some(existing) = inner.sessions.get(dc)
+            && alive
+            && !existing.tx.is_closed()
+        {
+            return Err(Status::failed_precondition(format!(
+                "datacenter {dc:?} already has a connected agent; this one stays a standby"
+            )));
         }
         inner.next_id += 1;
         let id = inner.next_id;

@@ -138,11 +138,11 @@ impl AsyncRead for Guarded {
         let this = &mut *self;
         if !this.spoken.load(Ordering::Relaxed) {
             let mut evicted = false;
-            if let Some(closed) = &mut this.closed {
-                if let Poll::Ready(outcome) = Pin::new(closed).poll(cx) {
-                    evicted = outcome.is_ok();
-                    this.closed = None;
-                }
+            if let Some(closed) = &mut this.closed
+                && let Poll::Ready(outcome) = Pin::new(closed).poll(cx)
+            {
+                evicted = outcome.is_ok();
+                this.closed = None;
             }
             if evicted || this.deadline.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Err(io::Error::new(

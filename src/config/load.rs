@@ -56,15 +56,15 @@ fn read_optional(path: &PathBuf) -> Result<Option<String>, ConfigError> {
 /// Reads every layer and merges them with THEIA's precedence.
 pub fn load(opts: &LoadOptions) -> Result<Config, ConfigError> {
     let mut layers: Vec<Setting> = Vec::new();
-    if let Some(path) = &opts.system_file {
-        if let Some(text) = read_optional(path)? {
-            layers.extend(parse_file(Source::SystemFile(path.clone()), &text)?);
-        }
+    if let Some(path) = &opts.system_file
+        && let Some(text) = read_optional(path)?
+    {
+        layers.extend(parse_file(Source::SystemFile(path.clone()), &text)?);
     }
-    if let Some(path) = &opts.user_file {
-        if let Some(text) = read_optional(path)? {
-            layers.extend(parse_file(Source::UserFile(path.clone()), &text)?);
-        }
+    if let Some(path) = &opts.user_file
+        && let Some(text) = read_optional(path)?
+    {
+        layers.extend(parse_file(Source::UserFile(path.clone()), &text)?);
     }
     if let Some(path) = &opts.config_file {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {

@@ -60,10 +60,11 @@ impl Value {
     pub fn as_duration(&self) -> Result<Duration, String> {
         let s = self.as_text()?;
         let s = s.trim();
-        if let Ok(secs) = s.parse::<f64>() {
-            if secs.is_finite() && secs >= 0.0 {
-                return Ok(Duration::from_secs_f64(secs));
-            }
+        if let Ok(secs) = s.parse::<f64>()
+            && secs.is_finite()
+            && secs >= 0.0
+        {
+            return Ok(Duration::from_secs_f64(secs));
         }
         humantime::parse_duration(s).map_err(|e| {
             format!("{s:?} is not a duration ({e}); use e.g. 500ms, 5s, 2m or a number of seconds")

@@ -32,13 +32,13 @@ impl Maintenance {
     /// Checks every field; the error names the first bad one.
     pub fn validate(&self) -> Result<(), FieldError> {
         validate_name("datacenter", &self.datacenter)?;
-        if let Some(r) = &self.resources {
-            if r.is_zero() {
-                return Err(FieldError::new(
-                    "resources",
-                    "name what it takes out, e.g. compute.vcpu=8, or take all of the datacenter",
-                ));
-            }
+        if let Some(r) = &self.resources
+            && r.is_zero()
+        {
+            return Err(FieldError::new(
+                "resources",
+                "name what it takes out, e.g. compute.vcpu=8, or take all of the datacenter",
+            ));
         }
         if self.window.end.is_some_and(|e| e <= self.window.start) {
             return Err(FieldError::new("end", "must be after the start"));

@@ -100,10 +100,10 @@ impl Timing {
                 ));
             }
         }
-        if let (Some(start), Some(end)) = (self.start_ms, self.end_ms) {
-            if end <= start {
-                return Err(FieldError::new("end", "must be after the start"));
-            }
+        if let (Some(start), Some(end)) = (self.start_ms, self.end_ms)
+            && end <= start
+        {
+            return Err(FieldError::new("end", "must be after the start"));
         }
         Ok(())
     }

@@ -103,7 +103,7 @@ pub fn earliest_start(
     };
     // Whole days as days (humantime would call 31 days a month and more).
     const DAY: u64 = 86_400_000;
-    let planning = if planning_ms > 0 && planning_ms % DAY == 0 {
+    let planning = if planning_ms > 0 && planning_ms.is_multiple_of(DAY) {
         super::plural(planning_ms / DAY, "day")
     } else {
         humantime::format_duration(std::time::Duration::from_millis(planning_ms)).to_string()

@@ -136,10 +136,10 @@ impl Levels {
         let mut peak = (self.level_at(i), window.start);
         match window.end {
             None => {
-                if let Some(&(h, at)) = self.highest_from.get(i) {
-                    if h > peak.0 {
-                        peak = (h, at);
-                    }
+                if let Some(&(h, at)) = self.highest_from.get(i)
+                    && h > peak.0
+                {
+                    peak = (h, at);
                 }
             }
             Some(end) => {

@@ -361,19 +361,23 @@ impl TestAgent {
         result.expect("agent task").expect("agent ran cleanly");
     }
 
-    /// The claim ids its driver holds, from its state file.
+    /// The claim ids its driver holds, from its state.
     pub fn held(&self) -> Vec<String> {
-        let path = self.state_dir.join("assignments.json");
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            return Vec::new();
-        };
-        let v: serde_json::Value = serde_json::from_str(&text).expect("state file is JSON");
-        let mut ids: Vec<String> = v
-            .as_object()
-            .map(|m| m.keys().cloned().collect())
-            .unwrap_or_default();
-        ids.sort();
-        ids
+        theia_agent::driver::read_state(&self.state_dir)
+            .expect("the agent's state reads")
+            .into_keys()
+            .collect()
+    }
+
+    /// Waits for it to stop by itself, and says why it did.
+    pub async fn failure(mut self) -> String {
+        let result = tokio::time::timeout(PATIENCE, &mut self.task)
+            .await
+            .expect("agent stops in time");
+        match result.expect("agent task") {
+            Ok(()) => panic!("the agent ran cleanly"),
+            Err(e) => format!("{e:#}"),
+        }
     }
 }
 
@@ -725,19 +729,19 @@ pub fn spawn_command_until(mut command: std::process::Command, marker: &str) -> 
         let line = rx
             .recv_timeout(left)
             .unwrap_or_else(|_| panic!("{} never printed {marker:?}", program.display()));
-        if addr.is_none() {
-            if let Some(i) = line.find("127.0.0.1:") {
-                let rest = &line[i + "127.0.0.1:".len()..];
-                let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                if !port.is_empty() && port != "0" {
-                    addr = Some(format!("127.0.0.1:{port}"));
-                }
+        if addr.is_none()
+            && let Some(i) = line.find("127.0.0.1:")
+        {
+            let rest = &line[i + "127.0.0.1:".len()..];
+            let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            if !port.is_empty() && port != "0" {
+                addr = Some(format!("127.0.0.1:{port}"));
             }
         }
-        if line.contains(marker) {
-            if let Some(addr) = addr {
-                return (child, addr);
-            }
+        if line.contains(marker)
+            && let Some(addr) = addr
+        {
+            return (child, addr);
         }
     }
 }

@@ -146,3 +146,36 @@ async fn an_assignment_the_agent_cannot_apply_puts_the_claim_at_risk() {
     w.us.stop().await;
     w.manager.stop().await;
 }
+
+/// Two agents cannot share a state directory: the second stops at once,
+/// naming the directory and the process that holds it, and the first goes
+/// on applying what is placed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_agent_on_a_state_directory_in_use_stops_and_says_so() {
+    let mut w = TwoDcs::start().await;
+    let second = TestAgent::start(
+        vec![w.manager.url()],
+        "dc-other",
+        &[("region", "eu")],
+        "compute.vcpu=8",
+        w.eu.state_dir.clone(),
+    );
+    let why = second.failure().await;
+    assert!(
+        why.contains("in use by another agent")
+            && why.contains(&w.eu.state_dir.display().to_string())
+            && why.contains(&format!("pid {}", std::process::id())),
+        "{why}"
+    );
+    let in_eu = v1::ClaimSpec {
+        selector: "region=eu".into(),
+        ..spec("acme", "small", 1)
+    };
+    let claim = w.api.create_claim(in_eu).await.unwrap();
+    let held = vec![claim.id.clone()];
+    eventually("the first agent applies what is placed", || async {
+        (w.eu.held() == held).then_some(())
+    })
+    .await;
+    w.stop().await;
+}

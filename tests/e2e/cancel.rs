@@ -63,12 +63,12 @@ async fn calls_cancelled_at_random_moments_leave_memory_and_store_in_agreement()
                 // through however loaded the machine is (cancelled creates
                 // may still be placed, and only acknowledged ones are
                 // released again).
-                let patience = if rng.next() % 4 == 0 {
+                let patience = if rng.next().is_multiple_of(4) {
                     Duration::from_secs(10)
                 } else {
                     Duration::from_micros(rng.next() % 4000)
                 };
-                let release = !mine.is_empty() && rng.next() % 3 == 0;
+                let release = !mine.is_empty() && rng.next().is_multiple_of(3);
                 if release {
                     let id = mine.swap_remove((rng.next() as usize) % mine.len());
                     let call = api.claims.release_claim(v1::ReleaseClaimRequest { id });

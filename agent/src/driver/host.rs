@@ -99,11 +99,11 @@ pub fn link_speed_bits(root: &Path) -> Option<u64> {
         let Some(mbit) = read(&dir, "speed").and_then(|s| s.trim().parse::<i64>().ok()) else {
             continue;
         };
-        if let Ok(mbit) = u64::try_from(mbit) {
-            if mbit > 0 {
-                let bits = mbit.saturating_mul(1_000_000);
-                total = Some(total.unwrap_or(0).saturating_add(bits));
-            }
+        if let Ok(mbit) = u64::try_from(mbit)
+            && mbit > 0
+        {
+            let bits = mbit.saturating_mul(1_000_000);
+            total = Some(total.unwrap_or(0).saturating_add(bits));
         }
     }
     total

@@ -1,8 +1,8 @@
 //! Drivers connect the agent to a management plane: they say how much
 //! capacity there is and apply or release the manager's assignments.
 //!
-//! Every driver keeps what it applied in a [`StateFile`]
-//! (`state_dir/assignments.json`), so that after a restart re-applying a held
+//! Every driver keeps what it applied in a [`StateFile`] (in `state_dir`,
+//! locked while the agent runs), so that after a restart re-applying a held
 //! claim is a no-op success and releasing an unknown one is a success too:
 //! the manager may repeat itself as often as it likes.
 
@@ -21,7 +21,7 @@ use crate::DriverConfig;
 
 pub use host::{HostDriver, link_speed_bits};
 pub(crate) use state::write_atomically;
-pub use state::{Record, STATE_FILE, StateFile};
+pub use state::{LOCK_FILE, LOG_FILE, Record, STATE_FILE, StateFile, read_state};
 pub use static_driver::StaticDriver;
 
 /// Total and free amount of one class, in base units.
@@ -127,6 +127,17 @@ pub enum DriverError {
         path: PathBuf,
         /// The operating system's answer.
         cause: std::io::Error,
+    },
+    /// Another agent holds the state directory.
+    #[error(
+        "the state directory {} is in use by another agent ({holder}); give each agent a state_dir of its own",
+        dir.display()
+    )]
+    InUse {
+        /// The directory.
+        dir: PathBuf,
+        /// What the lock file says of its holder (`pid N`).
+        holder: String,
     },
     /// The state file is not what the agent writes.
     #[error(

@@ -104,10 +104,10 @@ pub async fn run(config: &Config, args: DevArgs) -> Result<(), CliError> {
         }
         // The manager stops once the agent has, so that the agent does not
         // spend its last moments reconnecting to a manager going away.
-        if parts.agent_done.is_some() {
-            if let Some(stop) = parts.manager_stop.take() {
-                let _ = stop.send(());
-            }
+        if parts.agent_done.is_some()
+            && let Some(stop) = parts.manager_stop.take()
+        {
+            let _ = stop.send(());
         }
     }
     data.close();

@@ -92,13 +92,13 @@ pub fn issue(
     let ts = ledger.stamp();
     let mut changes = vec![Change::token(ts.clone(), token.clone())];
     for role in &token.roles {
-        if let Role::Agent(dc) = role {
-            if !ledger.books.datacenters.contains_key(dc) {
-                changes.push(Change::datacenter(
-                    ts.clone(),
-                    Datacenter::new(dc.clone(), Default::default()),
-                ));
-            }
+        if let Role::Agent(dc) = role
+            && !ledger.books.datacenters.contains_key(dc)
+        {
+            changes.push(Change::datacenter(
+                ts.clone(),
+                Datacenter::new(dc.clone(), Default::default()),
+            ));
         }
     }
     let durable = ledger.commit(changes, Vec::new());

@@ -315,10 +315,10 @@ impl Api {
         // What the agent sent before it went is still taken in.
         drop((reports, results));
         let _ = intake.await;
-        if self.agents.unregister(&dc, id) {
-            if let Store::Redis(redis) = &*self.store {
-                redis.release_stream(&dc, &self.manager_id).await;
-            }
+        if self.agents.unregister(&dc, id)
+            && let Store::Redis(redis) = &*self.store
+        {
+            redis.release_stream(&dc, &self.manager_id).await;
         }
     }
 }
@@ -430,11 +430,11 @@ impl AgentService for Api {
             }
             (id, recorded)
         };
-        if let Some(recorded) = recorded {
-            if let Err(e) = recorded.wait().await {
-                self.agents.unregister(&dc, id);
-                return Err(ApiError::from(e).into());
-            }
+        if let Some(recorded) = recorded
+            && let Err(e) = recorded.wait().await
+        {
+            self.agents.unregister(&dc, id);
+            return Err(ApiError::from(e).into());
         }
         drop(tx);
         tracing::info!(datacenter = %dc, version = %hello.version, driver = %hello.driver, "agent connected");

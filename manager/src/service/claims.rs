@@ -32,10 +32,10 @@ fn resolve_spec(
     scope: &Scope,
 ) -> Result<ClaimSpec, ApiError> {
     let mut wire = wire.ok_or_else(|| required("spec"))?;
-    if let (true, Scope::Tenants(tenants)) = (wire.tenant.is_empty(), scope) {
-        if let [only] = tenants.iter().collect::<Vec<_>>()[..] {
-            wire.tenant = only.clone();
-        }
+    if let (true, Scope::Tenants(tenants)) = (wire.tenant.is_empty(), scope)
+        && let [only] = tenants.iter().collect::<Vec<_>>()[..]
+    {
+        wire.tenant = only.clone();
     }
     if wire.tenant.is_empty() {
         return Err(FieldError::new(

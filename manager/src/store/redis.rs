@@ -768,10 +768,10 @@ fn range_entries(reply: redis::Value) -> Vec<(String, HashMap<String, String>)> 
         let mut map = HashMap::new();
         if let Some(Value::Array(kv)) = fields {
             for pair in kv.chunks(2) {
-                if let [k, v] = pair {
-                    if let (Some(k), Some(v)) = (value_text(k), value_text(v)) {
-                        map.insert(k, v);
-                    }
+                if let [k, v] = pair
+                    && let (Some(k), Some(v)) = (value_text(k), value_text(v))
+                {
+                    map.insert(k, v);
                 }
             }
         }
