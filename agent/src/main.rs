@@ -60,6 +60,9 @@ struct Args {
     /// Log filter, e.g. info or theia_agent=debug [default: info].
     #[arg(long)]
     log: Option<String>,
+    /// How log lines are written: text or json [default: text].
+    #[arg(long)]
+    log_format: Option<String>,
 }
 
 impl Args {
@@ -80,6 +83,7 @@ impl Args {
             ("client_cert", &self.client_cert),
             ("client_key", &self.client_key),
             ("log", &self.log),
+            ("log_format", &self.log_format),
         ]
         .into_iter()
         .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v)))
@@ -112,17 +116,7 @@ async fn shutdown_signal() {
 async fn main_inner(args: Args) -> anyhow::Result<()> {
     let flags = args.flags();
     let config = load(&LoadOptions::from_process(args.config, flags))?;
-    let filter = config.string("log")?;
-    let filter = tracing_subscriber::EnvFilter::try_new(&filter)
-        .map_err(|e| anyhow::anyhow!("log: {filter:?} is not a log filter: {e}"))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(
-            std::io::IsTerminal::is_terminal(&std::io::stderr())
-                && std::env::var_os("NO_COLOR").is_none(),
-        )
-        .init();
+    theia::config::init_logging(&config)?;
     for (key, source) in config.unknown_keys() {
         tracing::warn!(%key, %source, "unknown configuration key; ignored");
     }

@@ -197,6 +197,8 @@ where
         ) {
             Ok(principal) => {
                 if let Some(principal) = principal {
+                    tracing::Span::current()
+                        .record("caller", principal.subject.escape_debug().to_string());
                     if let Err(status) = within_rate(self.limiter.as_deref(), &principal) {
                         let response = status.into_http();
                         return Box::pin(async move { Ok(response) });

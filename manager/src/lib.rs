@@ -14,6 +14,7 @@ mod error;
 mod ledger;
 mod listener;
 mod monitor;
+mod request_span;
 mod service;
 mod store;
 mod timekeeper;
@@ -263,7 +264,9 @@ impl Manager {
             }
         };
         tracing::info!(manager = %app.manager_id, address = %app.address, url = %format!("{scheme}://{}", app.address), store = %location, max_connections = limit, "theia-manager serving");
+        // The request span is outermost, so that the gate logs inside it.
         let server = builder
+            .layer(request_span::RequestSpanLayer)
             .layer(access::GateLayer::new(
                 app.directory.clone(),
                 app.config.rate_limit,

@@ -229,6 +229,12 @@ pub const KEYS: &[KeySpec] = &[
         "log filter, e.g. info or theia_manager=debug",
     ),
     key(
+        "log_format",
+        Some("text"),
+        "theia-manager, theia-agent",
+        "how log lines are written to stderr: text (for people) or json (one object a line)",
+    ),
+    key(
         "managers",
         Some("http://127.0.0.1:7070"),
         "theia-agent",

@@ -8,6 +8,7 @@
 
 mod keys;
 mod load;
+mod logging;
 mod source;
 mod value;
 
@@ -15,6 +16,7 @@ use std::collections::BTreeMap;
 
 pub use keys::{HORAO_ALIASES, KEYS, KeySpec, env_var, spec};
 pub use load::{LoadOptions, load};
+pub use logging::init_logging;
 pub use source::Source;
 pub use value::Value;
 

@@ -24,6 +24,7 @@ mod fuzz;
 mod grpcurl;
 mod hostile_input;
 mod limits;
+mod logs;
 mod maintenance;
 mod paging;
 mod placement;

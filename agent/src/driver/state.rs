@@ -204,9 +204,9 @@ pub fn read_state(dir: &Path) -> Result<BTreeMap<String, Record>, DriverError> {
 
 impl StateFile {
     /// Opens the state in `dir`, creating the directory if needed and
-    /// locking it (another agent there is an error that says so), and
-    /// folds the log once, so that an unwritable directory is reported at
-    /// start rather than at the first assignment.
+    /// locking it (another agent there is an error that says so; writing
+    /// the lock reports an unwritable directory at start rather than at the
+    /// first assignment), and folds the log if it holds anything.
     pub fn open(dir: &Path) -> Result<Self, DriverError> {
         fs::create_dir_all(dir).map_err(state_error("create the state directory", dir))?;
         let lock = lock_dir(dir)?;
@@ -221,7 +221,10 @@ impl StateFile {
             written: 0,
             _lock: lock,
         };
-        state.fold()?;
+        let log_len = fs::metadata(&state.log).map(|m| m.len());
+        if !state.path.exists() || !matches!(log_len, Ok(0)) {
+            state.fold()?;
+        }
         Ok(state)
     }
 
