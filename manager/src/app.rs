@@ -270,8 +270,9 @@ pub fn release_effects(claim: &Claim) -> Vec<(String, v1::ManagerMessage)> {
 /// there whose window holds then.
 pub fn desired_state(books: &Books, dc: &str, now: u64) -> v1::DesiredState {
     let assignments = books
-        .claims()
-        .values()
+        .index()
+        .live_in(dc)
+        .filter_map(|id| books.claims().get(id))
         .filter(|c| c.in_force_at(now))
         .filter_map(|c| c.placed_in(dc).map(|p| assignment(c, p)))
         .collect();

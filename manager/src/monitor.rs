@@ -22,11 +22,12 @@ pub async fn liveness(app: Arc<App>) {
             if before.is_none_or(|b| b == now) {
                 continue;
             }
-            let at_risk = ledger
-                .books
-                .claims()
-                .values()
-                .filter(|c| c.in_force_at(crate::ledger::wall_ms()) && c.placed_in(id).is_some())
+            let books = &ledger.books;
+            let at_risk = books
+                .index()
+                .live_in(id)
+                .filter_map(|claim| books.claims().get(claim))
+                .filter(|c| c.in_force_at(crate::ledger::wall_ms()))
                 .count();
             match now {
                 Liveness::Down => {

@@ -1,6 +1,8 @@
 //! Indices over the claims, kept up to date on every merge so that no
 //! decision scans every claim ever made: request ids per tenant, what each
-//! tenant holds, and theia's placements per datacenter.
+//! tenant holds, theia's placements per datacenter, the live claims in each
+//! datacenter, and every kept claim in creation order (all of them and per
+//! tenant), so that lists and an agent's desired set cost what they return.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,9 +18,42 @@ pub struct TenantUsage {
     pub claims: u32,
 }
 
+/// Kept claims by `(created_ms, id)`: every one, and the live ones.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct ByCreation {
+    all: BTreeSet<(u64, String)>,
+    live: BTreeSet<(u64, String)>,
+}
+
+impl ByCreation {
+    fn add(&mut self, claim: &Claim) {
+        let key = (claim.created_ms, claim.id.clone());
+        if claim.state.holds_capacity() {
+            self.live.insert(key.clone());
+        }
+        self.all.insert(key);
+    }
+
+    fn remove(&mut self, claim: &Claim) {
+        let key = (claim.created_ms, claim.id.clone());
+        self.live.remove(&key);
+        self.all.remove(&key);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.all.is_empty()
+    }
+}
+
 /// The indices of [`Books`](super::Books); derived from the claims alone.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClaimIndex {
+    /// Every kept claim in creation order.
+    created: ByCreation,
+    /// The same per tenant.
+    tenant_created: BTreeMap<String, ByCreation>,
+    /// The live claims with a placement in each datacenter.
+    placed: BTreeMap<String, BTreeSet<String>>,
     /// `(tenant, request id)` → claim ids, for every kept claim, released
     /// ones included: a retry after a release finds the released claim.
     /// A set, because two managers racing (or books from before request ids
@@ -51,6 +86,11 @@ impl ClaimIndex {
     }
 
     fn add(&mut self, claim: &Claim) {
+        self.created.add(claim);
+        self.tenant_created
+            .entry(claim.spec.tenant.clone())
+            .or_default()
+            .add(claim);
         if !claim.spec.request_id.is_empty() {
             self.requests
                 .entry(request_key(claim))
@@ -74,6 +114,10 @@ impl ClaimIndex {
         t.held.add(window, early, &claim.spec.total());
         t.claims += 1;
         for p in &claim.placements {
+            self.placed
+                .entry(p.datacenter.clone())
+                .or_default()
+                .insert(claim.id.clone());
             let u = self.datacenters.entry(p.datacenter.clone()).or_default();
             u.allocated.add(window, early, &p.resources);
             if p.applied {
@@ -84,6 +128,13 @@ impl ClaimIndex {
     }
 
     fn remove(&mut self, claim: &Claim) {
+        self.created.remove(claim);
+        if let Some(t) = self.tenant_created.get_mut(&claim.spec.tenant) {
+            t.remove(claim);
+            if t.is_empty() {
+                self.tenant_created.remove(&claim.spec.tenant);
+            }
+        }
         if !claim.spec.request_id.is_empty() {
             let key = request_key(claim);
             if let Some(ids) = self.requests.get_mut(&key) {
@@ -110,6 +161,12 @@ impl ClaimIndex {
             }
         }
         for p in &claim.placements {
+            if let Some(ids) = self.placed.get_mut(&p.datacenter) {
+                ids.remove(&claim.id);
+                if ids.is_empty() {
+                    self.placed.remove(&p.datacenter);
+                }
+            }
             let Some(u) = self.datacenters.get_mut(&p.datacenter) else {
                 continue;
             };
@@ -174,6 +231,39 @@ impl ClaimIndex {
             .into_iter()
             .flatten()
             .map(String::as_str)
+    }
+
+    /// The live claims with a placement in `dc`, by id.
+    pub fn live_in(&self, dc: &str) -> impl Iterator<Item = &str> {
+        self.placed
+            .get(dc)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+    }
+
+    /// Kept claims in creation order, as `(created_ms, id)`, after `after`
+    /// (none: from the first): `tenant`'s only when given, the live ones
+    /// only unless `ended` (by the state they were written with).
+    pub fn created_after<'a>(
+        &'a self,
+        tenant: Option<&str>,
+        ended: bool,
+        after: Option<(u64, &str)>,
+    ) -> impl Iterator<Item = (u64, &'a str)> + 'a {
+        let index = match tenant {
+            Some(t) => self.tenant_created.get(t),
+            None => Some(&self.created),
+        };
+        let from = match after {
+            Some((ms, id)) => std::ops::Bound::Excluded((ms, id.to_owned())),
+            None => std::ops::Bound::Unbounded,
+        };
+        index
+            .map(|i| if ended { &i.all } else { &i.live })
+            .into_iter()
+            .flat_map(move |set| set.range((from.clone(), std::ops::Bound::Unbounded)))
+            .map(|(ms, id)| (*ms, id.as_str()))
     }
 
     /// What `tenant`'s live claims hold.
@@ -292,9 +382,10 @@ mod tests {
                 ClaimState::Expired,
             ][usize::from(state % 4)],
             placements,
-            created_ms: 0,
+            // Made at 0 to 3, in an order other than the ids': the first
+            // two windows start when made, the others later.
+            created_ms: u64::from(3 - id % 4),
             updated_ms: u64::from(request) * 10 + u64::from(state),
-            // Made at 0: the first two start when made, the others later.
             window: [
                 Window::always(),
                 Window::between(0, 4),
@@ -345,6 +436,36 @@ mod tests {
                 dc
             );
             prop_assert_eq!(got.claims, want.claims, "claims in {}", dc);
+            let mut want: Vec<&str> = claims
+                .iter()
+                .filter(|c| c.state.holds_capacity() && c.placed_in(dc).is_some())
+                .map(|c| c.id.as_str())
+                .collect();
+            want.sort_unstable();
+            let got: Vec<&str> = books.index().live_in(dc).collect();
+            prop_assert_eq!(got, want, "live claims in {}", dc);
+        }
+        // Creation order, from every point, per tenant or not, live or all.
+        for tenant in [None, Some("t0"), Some("t1"), Some("nobody")] {
+            for ended in [false, true] {
+                let mut want: Vec<(u64, &str)> = claims
+                    .iter()
+                    .filter(|c| tenant.is_none_or(|t| c.spec.tenant == t))
+                    .filter(|c| ended || c.state.holds_capacity())
+                    .map(|c| (c.created_ms, c.id.as_str()))
+                    .collect();
+                want.sort_unstable();
+                let got: Vec<(u64, &str)> =
+                    books.index().created_after(tenant, ended, None).collect();
+                prop_assert_eq!(&got, &want, "created, {:?}, ended {}", tenant, ended);
+                for (i, after) in want.iter().enumerate() {
+                    let rest: Vec<(u64, &str)> = books
+                        .index()
+                        .created_after(tenant, ended, Some(*after))
+                        .collect();
+                    prop_assert_eq!(&rest[..], &want[i + 1..], "after {:?}", after);
+                }
+            }
         }
         let live = || claims.iter().filter(|c| c.state.holds_capacity());
         for (after, until) in [(0, 4), (0, 5), (5, 100), (4, 5)] {

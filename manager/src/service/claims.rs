@@ -295,23 +295,36 @@ impl ClaimService for Api {
             validate_name("tenant", &req.tenant).map_err(ApiError::from)?;
         }
         let page = PageRequest::new(req.page_size, &req.page_token)?;
+        // The token is the last key given, `created_ms/id`.
+        let after = match page.after() {
+            None => None,
+            Some(key) => Some(
+                key.split_once('/')
+                    .and_then(|(ms, id)| Some((ms.parse::<u64>().ok()?, id)))
+                    .ok_or_else(|| {
+                        ApiError::from(theia::model::FieldError::new(
+                            "page_token",
+                            "is not a next_page_token from an earlier answer",
+                        ))
+                    })?,
+            ),
+        };
         let ledger = self.ledger.lock().await;
+        let books = &ledger.books;
         let now = wall_ms();
-        let mut claims: Vec<&Claim> = ledger
-            .books
-            .claims()
-            .values()
-            .filter(|c| req.tenant.is_empty() || c.spec.tenant == req.tenant)
+        let tenant = (!req.tenant.is_empty()).then_some(req.tenant.as_str());
+        // In creation order from the token on: a page costs what it holds
+        // (and the claims skipped as not visible or no longer live), not
+        // every claim kept.
+        let claims = books
+            .index()
+            .created_after(tenant, req.include_released, after)
+            .filter_map(|(_, id)| books.claims().get(id))
             .filter(|c| scope.sees(&c.spec.tenant))
-            .filter(|c| req.include_released || c.state_at(now).holds_capacity())
-            .collect();
-        claims.sort_by(|a, b| (a.created_ms, &a.id).cmp(&(b.created_ms, &b.id)));
+            .filter(|c| req.include_released || c.state_at(now).holds_capacity());
         // Zero-padded, so that the keys sort as (created_ms, id) do.
-        let (picked, next_page_token) = page.take(
-            claims
-                .into_iter()
-                .map(|c| (format!("{:020}/{}", c.created_ms, c.id), c)),
-        );
+        let (picked, next_page_token) =
+            page.take(claims.map(|c| (format!("{:020}/{}", c.created_ms, c.id), c)));
         let claims = picked
             .into_iter()
             .map(|c| self.claim_to_wire(&ledger.books, c))

@@ -103,9 +103,9 @@ fn from_request(
 /// The live claims with a placement in `dc`.
 fn claims_in<'a>(books: &'a Books, dc: &str) -> Vec<&'a Claim> {
     books
-        .claims()
-        .values()
-        .filter(|c| c.state.holds_capacity() && c.placed_in(dc).is_some())
+        .index()
+        .live_in(dc)
+        .filter_map(|id| books.claims().get(id))
         .collect()
 }
 

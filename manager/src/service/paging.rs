@@ -39,6 +39,11 @@ impl PageRequest {
         Ok(Self { size, after })
     }
 
+    /// The key the page starts after; none for the first page.
+    pub fn after(&self) -> Option<&str> {
+        self.after.as_deref()
+    }
+
     /// The page of `items` (in ascending key order) and the token for the
     /// next one (empty when this is the last).
     pub fn take<T>(&self, items: impl IntoIterator<Item = (String, T)>) -> (Vec<T>, String) {
