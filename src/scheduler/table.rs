@@ -2,7 +2,7 @@
 //! goes: the decision itself, shared by placing and explaining, with no
 //! text made on the way (explaining formats from the same table).
 
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use super::{Candidate, Liveness};
@@ -229,7 +229,7 @@ impl<'c, 'd, 's> Table<'c, 'd, 's> {
         // one that took a unit changes, so each unit costs O(log n).
         let rank = |i: usize| rank.map_or(i, |r| r[i]);
         let key = |t: &Self, i: usize| Ranked {
-            score: Score(t.fullness(i), strategy == Strategy::Spread),
+            score: score_key(t.fullness(i), strategy),
             rank: Reverse(rank(i)),
             index: i,
         };
@@ -259,38 +259,27 @@ impl<'c, 'd, 's> Table<'c, 'd, 's> {
     }
 }
 
-/// A score to rank by: higher is better, or lower when the flag (spread)
-/// says so.
-#[derive(Debug, Clone, Copy)]
-struct Score(f64, bool);
-
-impl Ord for Score {
-    fn cmp(&self, other: &Self) -> Ordering {
-        let c = self.0.total_cmp(&other.0);
-        if self.1 { c.reverse() } else { c }
-    }
-}
-
-impl PartialOrd for Score {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for Score {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for Score {}
-
 /// An open candidate in the heap: best score first, then first in rank.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Ranked {
-    score: Score,
+    /// The score, higher better (see [`score_key`]).
+    score: i64,
     rank: Reverse<usize>,
     index: usize,
+}
+
+/// `fullness` as a number that orders as it does, higher first for
+/// binpack and lower first for spread. Fullness is a sum of at least one
+/// `1 − left / capacity` with `left ≤ capacity`, so it is a non-negative
+/// float (never −0), whose bits order as the float does and fit an `i64`.
+#[allow(clippy::cast_possible_wrap)]
+fn score_key(fullness: f64, strategy: Strategy) -> i64 {
+    let bits = fullness.to_bits() as i64;
+    if strategy == Strategy::Spread {
+        -bits
+    } else {
+        bits
+    }
 }
 
 /// The most units one datacenter may take of `spec`.

@@ -69,6 +69,33 @@ fn binpack_fills_one_datacenter_before_the_next() {
     assert_eq!((units_in(&out, "a"), units_in(&out, "b")), (3, 0));
 }
 
+/// Fullness is the share allocated, summed over the unit's classes: `a`
+/// is half full in both (1.0 in all), `b` a tenth full in vCPU and
+/// eight tenths in memory (0.9 in all). Binpack takes `a`, spread `b`,
+/// whichever the ids say (a score from what is left, such as
+/// capacity / left, would rank them the other way round).
+#[test]
+fn fullness_is_the_share_allocated_summed_over_the_classes() {
+    let dcs = [dc("a", "eu", 10, 10), dc("b", "eu", 10, 10)];
+    let (mut half, mut skewed) = (DatacenterUsage::default(), DatacenterUsage::default());
+    hold(&mut half, "compute.vcpu", 5);
+    hold(&mut half, "compute.memory", 5 << 30);
+    hold(&mut skewed, "compute.vcpu", 1);
+    hold(&mut skewed, "compute.memory", 8 << 30);
+    let unit = "compute.vcpu=1,compute.memory=1Gi";
+    for (a_usage, b_usage, binpack_takes, spread_takes) in
+        [(&half, &skewed, "a", "b"), (&skewed, &half, "b", "a")]
+    {
+        let mut cands = alive(&dcs);
+        cands[0].usage = a_usage;
+        cands[1].usage = b_usage;
+        let mut s = spec(1, unit);
+        assert_eq!(schedule(&cands, &s).placements[0].datacenter, binpack_takes);
+        s.strategy = Strategy::Spread;
+        assert_eq!(schedule(&cands, &s).placements[0].datacenter, spread_takes);
+    }
+}
+
 #[test]
 fn spread_alternates_between_datacenters() {
     let dcs = [dc("a", "eu", 16, 64), dc("b", "eu", 16, 64)];
