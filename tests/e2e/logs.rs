@@ -110,6 +110,25 @@ async fn json_logs_carry_the_call_span_and_the_request_id_comes_back() {
             "{id}"
         );
     }
+    // An agent's stream is one long call: what its session logs, after
+    // the call itself returned, is in the call's span too.
+    let agent = TestAgent::start(
+        vec![format!("http://{addr}")],
+        "dc-logged",
+        &[],
+        "compute.vcpu=4",
+        dir.path().join("agent"),
+    );
+    line_with(&log, "agent connected").await;
+    agent.stop().await;
+    let gone = line_with(&log, "agent disconnected").await;
+    assert_eq!(
+        gone["span"]["method"], "/theia.v1.AgentService/Connect",
+        "{gone}"
+    );
+    assert_eq!(gone["span"]["caller"], "agent-dc-logged", "{gone}");
+    assert_eq!(gone["fields"]["datacenter"], "dc-logged", "{gone}");
+
     // A refused call carries one too.
     let refused = tenants
         .create_tenant(create("Not A Name", Some("req-logs-2")))

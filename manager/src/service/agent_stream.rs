@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+use tracing::Instrument;
 
 use super::Api;
 use crate::access::caller;
@@ -270,7 +271,10 @@ impl Api {
         let intake = {
             let api = self.clone();
             let dc = dc.clone();
-            tokio::spawn(async move { api.intake(dc, pending_reports, pending_results).await })
+            tokio::spawn(
+                async move { api.intake(dc, pending_reports, pending_results).await }
+                    .in_current_span(),
+            )
         };
         loop {
             let msg = tokio::select! {
@@ -443,7 +447,9 @@ impl AgentService for Api {
             tracing::warn!(datacenter = %dc, peer = %peer, "agent connected over plaintext (insecure): its assignments and reports cross the network unprotected");
         }
         let api = self.clone();
-        tokio::spawn(async move { api.session(dc, id, inbound).await });
+        // The stream's tasks log in its call's span: its request id and
+        // the agent's token subject name every line of the session.
+        tokio::spawn(async move { api.session(dc, id, inbound).await }.in_current_span());
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
