@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "proto/theia/v1/claim.proto",
     "proto/theia/v1/cluster.proto",
     "proto/theia/v1/access.proto",
+    "proto/theia/v1/audit.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

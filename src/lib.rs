@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod api;
+pub mod audit;
 pub mod clock;
 pub mod config;
 pub mod crdt;

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::access::Token;
+use crate::audit::Event;
 use crate::clock::Timestamp;
 use crate::crdt::{Crdt, Lww, LwwMap};
 use crate::model::{Claim, Datacenter, DatacenterSettings, Maintenance, Profile, Tenant};
@@ -88,6 +89,13 @@ pub enum Change {
         /// Its register.
         register: Lww<Applied>,
     },
+    /// An event of the audit trail under its id.
+    Event {
+        /// The id.
+        key: String,
+        /// Its register.
+        register: Lww<Event>,
+    },
 }
 
 impl Change {
@@ -156,6 +164,14 @@ impl Change {
         }
     }
 
+    /// `event`, written at `ts`, under its id.
+    pub fn event(ts: Timestamp, event: Event) -> Self {
+        Self::Event {
+            key: event.id.clone(),
+            register: Lww::new(ts, event),
+        }
+    }
+
     /// The timestamp of the register it carries.
     pub fn timestamp(&self) -> &Timestamp {
         match self {
@@ -168,6 +184,7 @@ impl Change {
             Self::End { register, .. } => register.timestamp(),
             Self::Maintenance { register, .. } => register.timestamp(),
             Self::Applied { register, .. } => register.timestamp(),
+            Self::Event { register, .. } => register.timestamp(),
         }
     }
 
@@ -183,6 +200,7 @@ impl Change {
             Self::End { register, .. } => register.is_tombstone(),
             Self::Maintenance { register, .. } => register.is_tombstone(),
             Self::Applied { register, .. } => register.is_tombstone(),
+            Self::Event { register, .. } => register.is_tombstone(),
         }
     }
 
@@ -209,6 +227,7 @@ impl Change {
             Self::Applied {
                 claim, datacenter, ..
             } => format!("claim_applied/{claim}/{datacenter}"),
+            Self::Event { key, .. } => format!("event/{key}"),
         }
     }
 }
@@ -238,6 +257,8 @@ pub struct Books {
     claims: BTreeMap<String, Claim>,
     /// Derived from `claims`, kept up to date by every merge.
     index: ClaimIndex,
+    /// The audit trail by event id, which is time order.
+    events: BTreeMap<String, Lww<Event>>,
 }
 
 /// Merges `register` into `map` under `key`.
@@ -273,6 +294,15 @@ impl Books {
                 datacenter,
                 register,
             ),
+            Change::Event { key, register } => {
+                let newer = self
+                    .events
+                    .get(key)
+                    .is_none_or(|held| held.timestamp() < register.timestamp());
+                if newer {
+                    self.events.insert(key.clone(), register.clone());
+                }
+            }
         }
         if let Some(id) = change.claim_id() {
             self.refresh(id);
@@ -382,6 +412,10 @@ impl Books {
                 datacenter: datacenter.clone(),
                 register: self.applied.get(claim)?.register(datacenter)?.clone(),
             },
+            Change::Event { key, .. } => Change::Event {
+                key: key.clone(),
+                register: self.events.get(key)?.clone(),
+            },
         })
     }
 
@@ -430,6 +464,9 @@ impl Books {
                     }
                 }
             }
+            Change::Event { key, .. } => {
+                self.events.remove(key);
+            }
         }
     }
 
@@ -455,7 +492,55 @@ impl Books {
                 .entry(claim)
                 .or_default()
                 .restore(datacenter, Some(register)),
+            Change::Event { key, register } => {
+                self.events.insert(key, register);
+            }
         }
+    }
+
+    /// The audit trail from the first event whose id is `from` or after,
+    /// in id (time) order.
+    pub fn events_from<'a>(&'a self, from: &str) -> impl Iterator<Item = &'a Event> + 'a {
+        self.events
+            .range::<str, _>((std::ops::Bound::Included(from), std::ops::Bound::Unbounded))
+            .filter_map(|(_, r)| r.get())
+    }
+
+    /// The audit trail before event id `before` (from the newest when
+    /// none), newest first.
+    pub fn events_back<'a>(&'a self, before: Option<&str>) -> impl Iterator<Item = &'a Event> + 'a {
+        let end = match before {
+            Some(id) => std::ops::Bound::Excluded(id),
+            None => std::ops::Bound::Unbounded,
+        };
+        self.events
+            .range::<str, _>((std::ops::Bound::Unbounded, end))
+            .rev()
+            .filter_map(|(_, r)| r.get())
+    }
+
+    /// How many events the trail holds.
+    pub fn event_count(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Forgets the oldest events beyond `depth` at `now_ms` for good, at
+    /// most `limit` of them; returns the storage keys that held them.
+    pub fn trim_events(
+        &mut self,
+        depth: crate::audit::history::Depth,
+        now_ms: u64,
+        limit: usize,
+    ) -> Vec<String> {
+        let times = self.events.values().map(|r| r.timestamp().ms);
+        let n = crate::audit::history::excess(times, self.events.len(), depth, now_ms).min(limit);
+        let mut keys = Vec::with_capacity(n);
+        for _ in 0..n {
+            if let Some((key, _)) = self.events.pop_first() {
+                keys.push(format!("event/{key}"));
+            }
+        }
+        keys
     }
 
     /// Forgets claim `id` for good, every register of it (past its

@@ -136,6 +136,10 @@ pub enum Command {
     /// The managers and their store.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// The audit trail: who changed what, and every refused call (admins
+    /// and auditors only).
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Print a shell completion script: theia completion bash > /etc/bash_completion.d/theia
     Completion(CompletionArgs),
     /// Write man pages (theia.1 and one per command) into a directory.
@@ -237,6 +241,72 @@ pub struct ManArgs {
     /// Where to write the pages (created if missing).
     #[arg(value_name = "DIR")]
     pub dir: std::path::PathBuf,
+}
+
+/// Which events of the audit trail.
+#[derive(Args, Debug, Clone, Default)]
+pub struct EventSelection {
+    /// From this time on; RFC 3339, a date, now, or -LENGTH like -1h.
+    #[arg(long, value_name = "TIME", value_parser = crate::when::parse_past_instant)]
+    pub since: Option<u64>,
+    /// Before this time; same forms as --since.
+    #[arg(long, value_name = "TIME", value_parser = crate::when::parse_past_instant)]
+    pub until: Option<u64>,
+    /// Only what this actor (a token's subject, or manager) did.
+    #[arg(long, value_name = "SUBJECT")]
+    pub actor: Option<String>,
+    /// Only what concerns this tenant.
+    #[arg(long, value_name = "NAME")]
+    pub tenant: Option<String>,
+    /// Only this kind of object: claim, tenant, datacenter, method, ….
+    #[arg(long, value_name = "KIND")]
+    pub kind: Option<String>,
+    /// Only this object (its id or name).
+    #[arg(long, value_name = "ID")]
+    pub object: Option<String>,
+    /// Only this action, like claim.create or call.deny.
+    #[arg(long, value_name = "ACTION")]
+    pub action: Option<String>,
+    /// Only successes, or only refusals and failures.
+    #[arg(long, value_enum)]
+    pub outcome: Option<OutcomeArg>,
+}
+
+/// `--outcome`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutcomeArg {
+    /// Successes.
+    Ok,
+    /// Refusals and failures.
+    Failed,
+}
+
+/// `theia audit ...`.
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// The most recent events (oldest of them first), or with
+    /// --oldest-first the earliest kept.
+    List {
+        /// Which events.
+        #[command(flatten)]
+        select: EventSelection,
+        /// At most this many; 0 for every one that matches.
+        #[arg(long, default_value_t = 100, value_name = "N")]
+        limit: usize,
+        /// Start from the oldest event kept (or --since) instead of the newest.
+        #[arg(long)]
+        oldest_first: bool,
+    },
+    /// Follow events as they are recorded, until interrupted.
+    Tail {
+        /// Which events; with --since, the kept ones from then come first.
+        #[command(flatten)]
+        select: EventSelection,
+        /// Resume after this event id (the last one seen): nothing kept
+        /// since is missed.
+        #[arg(long, value_name = "ID")]
+        resume_after: Option<String>,
+    },
 }
 
 /// `theia cluster ...`.

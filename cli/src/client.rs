@@ -145,6 +145,11 @@ impl Client {
         AccessServiceClient::new(self.channel.clone())
     }
 
+    /// The audit trail.
+    pub fn audit(&self) -> theia::api::v1::audit_service_client::AuditServiceClient<Authed> {
+        theia::api::v1::audit_service_client::AuditServiceClient::new(self.channel.clone())
+    }
+
     /// The managers and their store.
     pub fn cluster(&self) -> ClusterServiceClient<Authed> {
         ClusterServiceClient::new(self.channel.clone())

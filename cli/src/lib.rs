@@ -39,6 +39,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Completion(a) => commands::docs::completion(a.shell),
         Command::Man(a) => commands::docs::man(&a.dir),
         Command::Cluster(c) => commands::cluster::run(&Ctx::new(config)?, c).await,
+        Command::Audit(c) => commands::audit::run(&Ctx::new(config)?, c).await,
         Command::Dc(c) => commands::dc::run(&Ctx::new(config)?, c).await,
         Command::Infra(a) => commands::infra::run(&Ctx::new(config)?, a).await,
         Command::Tenant(c) => commands::tenant::run(&Ctx::new(config)?, c).await,

@@ -70,6 +70,18 @@ fn normalise(text: &str) -> Option<String> {
     Some(humantime::format_rfc3339_millis(utc).to_string())
 }
 
+/// An instant as [`parse_instant`] reads it, or `-LENGTH` before now
+/// (`-1h`): for looking back.
+pub fn parse_past_instant(text: &str) -> Result<u64, String> {
+    match text.trim().strip_prefix('-') {
+        Some(rest) => {
+            let length = parse_length(rest).map_err(|e| format!("{text:?}: {e}"))?;
+            Ok(now_ms().saturating_sub(length))
+        }
+        None => parse_instant(text),
+    }
+}
+
 /// A length of time in ms, like `90s`, `15m`, `2h`, `7d` or `1h30m`.
 pub fn parse_length(text: &str) -> Result<u64, String> {
     let d = humantime::parse_duration(text.trim())

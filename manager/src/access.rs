@@ -11,6 +11,7 @@ use tonic::Status;
 use tonic::codegen::{BoxFuture, http};
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
+use crate::audit::{ANONYMOUS, Call, RequestId, Trail};
 use crate::ledger::wall_ms;
 
 /// The directory calls are checked against, replaced whole whenever a
@@ -44,14 +45,24 @@ type Limiter = governor::DefaultKeyedRateLimiter<String>;
 pub struct GateLayer {
     directory: Arc<DirectoryCell>,
     limiter: Option<Arc<Limiter>>,
+    trail: Arc<Trail>,
 }
 
 impl GateLayer {
     /// A layer checking calls against `directory`, each principal allowed
-    /// `rate` calls a second in bursts of as many (no limit without one).
-    pub fn new(directory: Arc<DirectoryCell>, rate: Option<std::num::NonZeroU32>) -> Self {
+    /// `rate` calls a second in bursts of as many (no limit without one),
+    /// recording refusals in `trail`.
+    pub fn new(
+        directory: Arc<DirectoryCell>,
+        rate: Option<std::num::NonZeroU32>,
+        trail: Arc<Trail>,
+    ) -> Self {
         let limiter = rate.map(|r| Arc::new(Limiter::keyed(governor::Quota::per_second(r))));
-        Self { directory, limiter }
+        Self {
+            directory,
+            limiter,
+            trail,
+        }
     }
 }
 
@@ -62,6 +73,7 @@ impl<S> tower::Layer<S> for GateLayer {
             inner,
             directory: self.directory.clone(),
             limiter: self.limiter.clone(),
+            trail: self.trail.clone(),
         }
     }
 }
@@ -72,6 +84,14 @@ pub struct Gate<S> {
     inner: S,
     directory: Arc<DirectoryCell>,
     limiter: Option<Arc<Limiter>>,
+    trail: Arc<Trail>,
+}
+
+/// The audit trail's record of a call refused with `status`.
+fn denial(path: &str, status: &Status) -> theia::audit::Draft {
+    theia::audit::Draft::ok("call.deny", "method", path)
+        .code(status.code() as u32)
+        .message(status.message())
 }
 
 /// Refuses a call of `principal` beyond its rate.
@@ -116,18 +136,22 @@ fn certificate_names<B>(req: &http::Request<B>) -> Vec<String> {
 
 /// Who a call at `path` with `authorization` (or, without one, a client
 /// certificate naming `certified`) acts as: `None` for public calls, a
-/// status for refused ones.
+/// status for refused ones, with the subject of the credentials presented
+/// when they were valid.
 fn admit(
     directory: &Directory,
     path: &str,
     authorization: Option<&str>,
     certified: &[String],
-) -> Result<Option<Principal>, Status> {
+) -> Result<Option<Principal>, (Status, Option<String>)> {
     let Some(rule) = rule(path) else {
-        return Err(Status::unimplemented(format!(
-            "{} is not a method theia serves",
-            theia::model::quoted(path)
-        )));
+        return Err((
+            Status::unimplemented(format!(
+                "{} is not a method theia serves",
+                theia::model::quoted(path)
+            )),
+            None,
+        ));
     };
     if rule == Rule::Public {
         return Ok(None);
@@ -137,7 +161,7 @@ fn admit(
         (None, Some(by_certificate)) => by_certificate,
         _ => directory
             .authenticate(authorization, wall_ms())
-            .map_err(|e| Status::unauthenticated(e.to_string()))?,
+            .map_err(|e| (Status::unauthenticated(e.to_string()), None))?,
     };
     if !principal.may(rule) {
         let roles: Vec<String> = principal.roles.iter().map(ToString::to_string).collect();
@@ -153,11 +177,14 @@ fn admit(
         };
         let needed: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
         tracing::info!(subject = %principal.subject.escape_debug(), token = %principal.token_id, method = path, "call refused: the token lacks the role");
-        return Err(Status::permission_denied(format!(
-            "{path} needs one of the roles {}; this token ({}) has {held}",
-            needed.join(", "),
-            principal.subject.escape_debug(),
-        )));
+        return Err((
+            Status::permission_denied(format!(
+                "{path} needs one of the roles {}; this token ({}) has {held}",
+                needed.join(", "),
+                principal.subject.escape_debug(),
+            )),
+            Some(principal.subject.clone()),
+        ));
     }
     Ok(Some(principal))
 }
@@ -189,17 +216,24 @@ where
         } else {
             Vec::new()
         };
-        match admit(
-            &self.directory.get(),
-            req.uri().path(),
-            authorization,
-            &certified,
-        ) {
+        let request_id = req
+            .extensions()
+            .get::<RequestId>()
+            .map(|r| r.0.clone())
+            .unwrap_or_default();
+        let path = req.uri().path().to_owned();
+        match admit(&self.directory.get(), &path, authorization, &certified) {
             Ok(principal) => {
+                let actor = match &principal {
+                    Some(p) => p.subject.clone(),
+                    None => ANONYMOUS.to_owned(),
+                };
                 if let Some(principal) = principal {
                     tracing::Span::current()
                         .record("caller", principal.subject.escape_debug().to_string());
                     if let Err(status) = within_rate(self.limiter.as_deref(), &principal) {
+                        self.trail
+                            .refused(denial(&path, &status), Call { actor, request_id });
                         let response = status.into_http();
                         return Box::pin(async move { Ok(response) });
                     }
@@ -208,9 +242,13 @@ where
                 // The ready clone serves this call; a fresh one waits for the next.
                 let clone = self.inner.clone();
                 let mut ready = std::mem::replace(&mut self.inner, clone);
-                Box::pin(ready.call(req))
+                let call = Call { actor, request_id };
+                Box::pin(crate::audit::serve(call, ready.call(req)))
             }
-            Err(status) => {
+            Err((status, subject)) => {
+                let actor = subject.unwrap_or_else(|| ANONYMOUS.to_owned());
+                self.trail
+                    .refused(denial(&path, &status), Call { actor, request_id });
                 let response = status.into_http();
                 Box::pin(async move { Ok(response) })
             }

@@ -36,6 +36,8 @@ pub struct App {
     pub rotation: std::sync::Mutex<Option<String>>,
     /// Every manager of the cluster as last announced in a shared store.
     pub peers: std::sync::Mutex<Vec<v1::Manager>>,
+    /// Records events no change carries; tells watchers of every event.
+    pub trail: Arc<crate::audit::Trail>,
     stop: watch::Sender<bool>,
 }
 
@@ -62,6 +64,7 @@ impl App {
             store,
             peers: std::sync::Mutex::new(Vec::new()),
             rotation: std::sync::Mutex::new(None),
+            trail: Arc::new(crate::audit::Trail::new()),
             stop: watch::channel(false).0,
         }
     }

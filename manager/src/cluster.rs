@@ -7,7 +7,11 @@ use std::time::Duration;
 
 use theia::api::v1;
 
+use theia::audit::Draft;
+use theia::state::Change;
+
 use crate::app::App;
+use crate::audit::Call;
 use crate::ledger::wall_ms;
 use crate::store::{FeedEntry, Store};
 
@@ -44,25 +48,46 @@ async fn merge(app: &App, entries: Vec<FeedEntry>) {
         return;
     }
     let mut effects = Vec::new();
+    let mut heard = Vec::new();
     {
         let mut ledger = app.ledger.lock().await;
+        let mut refused = Vec::new();
         for entry in entries {
             for change in &entry.changes {
                 match ledger.merge_remote(change) {
-                    Ok(mut e) => effects.append(&mut e),
-                    Err(e) => tracing::error!(
-                        manager = %entry.manager,
-                        key = %change.storage_key(),
-                        error = %e,
-                        "refused a change from another manager whose clock runs ahead"
-                    ),
+                    Ok(mut e) => {
+                        effects.append(&mut e);
+                        if let Change::Event { register, .. } = change
+                            && let Some(event) = register.get()
+                        {
+                            heard.push(event.clone());
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(
+                            manager = %entry.manager,
+                            key = %change.storage_key(),
+                            error = %e,
+                            "refused a change from another manager whose clock runs ahead"
+                        );
+                        let draft = Draft::ok("clock.refuse", "manager", &entry.manager)
+                            .code(tonic::Code::FailedPrecondition as u32)
+                            .message(e.to_string());
+                        refused.push((draft, Call::manager()));
+                    }
                 }
             }
             ledger.learn(&entry.generations);
         }
+        for (draft, call) in refused {
+            app.trail.refused(draft, call);
+        }
     }
     for (dc, msg) in effects {
         app.agents.send(&dc, msg);
+    }
+    for event in heard {
+        app.trail.publish(event);
     }
 }
 

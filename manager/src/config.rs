@@ -32,6 +32,8 @@ pub struct ManagerConfig {
     pub liveness: LivenessPolicy,
     /// How long released claims are kept before they are pruned.
     pub claim_retention: Duration,
+    /// How deep the audit trail is.
+    pub audit: theia::audit::history::Depth,
     /// How far from its first allowed start a dynamic start may go.
     pub planning_window: Duration,
     /// The order binpack and spread ties are broken in; by id when `None`.
@@ -244,6 +246,11 @@ impl ManagerConfig {
                 down_after,
             },
             claim_retention: c.duration("claim_retention")?,
+            audit: theia::audit::history::Depth {
+                max_events: usize::try_from(c.u64("audit_max_events")?).unwrap_or(usize::MAX),
+                max_age_ms: u64::try_from(c.duration("audit_max_age")?.as_millis())
+                    .unwrap_or(u64::MAX),
+            },
             planning_window: c.duration("planning_window")?,
             tie_break_seed: c.opt_u64("tie_break_seed")?,
             redis,

@@ -13,7 +13,11 @@ use theia::clock::{ClockError, HybridClock, Timestamp};
 use theia::state::{Books, Change};
 use tokio::time::Instant;
 
+use theia::audit::history::Depth;
+use theia::audit::{Draft, Event, describe};
+
 use crate::access::DirectoryCell;
+use crate::audit::{self, Call};
 use crate::store::{Store, StoreError};
 use crate::writer::{self, Durable, Job, Starter, WriterQueue};
 
@@ -143,15 +147,21 @@ impl Ledger {
     /// Merges `changes` into the books now and queues them for the store,
     /// with `effects` to send to agents once they are durable. Await the
     /// answer before acknowledging anything; dropping it changes nothing.
+    ///
+    /// Each change that is an event of the audit trail ([`describe`]) is
+    /// committed with its event, in the same group, as done by the call
+    /// being served ([`audit::current`]).
     pub fn commit(
         &mut self,
         changes: Vec<Change>,
         effects: Vec<(String, ManagerMessage)>,
     ) -> Durable {
-        let mut undo = Vec::with_capacity(changes.len());
-        let mut writes = Vec::with_capacity(changes.len());
+        let mut undo = Vec::with_capacity(changes.len() * 2);
+        let mut writes = Vec::with_capacity(changes.len() * 2);
         let (checks, bumps) = self.generations(&changes);
+        let mut drafts = Vec::new();
         for change in changes {
+            drafts.extend(describe(&change, &self.books));
             let prior = self.books.current(&change);
             self.books.apply(&change);
             self.touched(&change);
@@ -167,13 +177,69 @@ impl Ledger {
             undo.push((change, prior));
             writes.push(merged);
         }
+        let call = audit::current();
+        let events = self.add_events(
+            drafts.into_iter().map(|d| (d, call.clone())),
+            &mut writes,
+            &mut undo,
+        );
         self.submit(Job {
             writes,
             undo,
             checks,
             bumps,
             effects,
+            events,
             ..Job::default()
+        })
+    }
+
+    /// Stamps drafts as events (each with a fresh stamp, so ids differ),
+    /// merges them and adds them to a job's writes; returns them.
+    fn add_events(
+        &mut self,
+        drafts: impl IntoIterator<Item = (Draft, Call)>,
+        writes: &mut Vec<Change>,
+        undo: &mut Vec<(Change, Option<Change>)>,
+    ) -> Vec<Event> {
+        let mut events = Vec::new();
+        for (draft, call) in drafts {
+            let ts = self.stamp();
+            let event = draft.stamp(&ts, &call.actor, &call.request_id);
+            let change = Change::event(ts, event.clone());
+            self.books.apply(&change);
+            undo.push((change.clone(), None));
+            writes.push(change);
+            events.push(event);
+        }
+        events
+    }
+
+    /// Commits events that describe no change of the books (a denied call,
+    /// a liveness transition), each as done in its call.
+    pub fn record(&mut self, drafts: impl IntoIterator<Item = (Draft, Call)>) -> Durable {
+        let (mut writes, mut undo) = (Vec::new(), Vec::new());
+        let events = self.add_events(drafts, &mut writes, &mut undo);
+        if events.is_empty() {
+            return self.settled();
+        }
+        self.submit(Job {
+            writes,
+            undo,
+            events,
+            ..Job::default()
+        })
+    }
+
+    /// Forgets the oldest events beyond `depth`, a bounded number at a
+    /// time, in memory and store.
+    pub fn trim_events(&mut self, depth: Depth, limit: usize) -> Option<Durable> {
+        let deletes = self.books.trim_events(depth, wall_ms(), limit);
+        (!deletes.is_empty()).then(|| {
+            self.submit(Job {
+                deletes,
+                ..Job::default()
+            })
         })
     }
 

@@ -7,6 +7,7 @@
 mod access;
 mod agents;
 mod app;
+mod audit;
 mod bootstrap;
 mod cluster;
 mod config;
@@ -205,6 +206,9 @@ impl Manager {
         health
             .set_serving::<v1::access_service_server::AccessServiceServer<Api>>()
             .await;
+        health
+            .set_serving::<v1::audit_service_server::AuditServiceServer<Api>>()
+            .await;
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(v1::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -214,6 +218,7 @@ impl Manager {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
+        crate::audit::Trail::start(&app);
         let mut tasks = JoinSet::new();
         tasks.spawn(monitor::liveness(app.clone()));
         tasks.spawn(monitor::sync(app.clone()));
@@ -270,6 +275,7 @@ impl Manager {
             .layer(access::GateLayer::new(
                 app.directory.clone(),
                 app.config.rate_limit,
+                app.trail.clone(),
             ))
             .add_service(health_service)
             .add_service(reflection_v1)
@@ -296,6 +302,7 @@ impl Manager {
                 v1::access_service_server::AccessServiceServer,
                 api
             ))
+            .add_service(bounded!(v1::audit_service_server::AuditServiceServer, api))
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::ReceiverStream::new(incoming),
                 signal,

@@ -84,6 +84,12 @@ struct Args {
     /// How long released claims are kept before they are pruned [default: 7d].
     #[arg(long)]
     claim_retention: Option<String>,
+    /// The most events the audit trail keeps [default: 100000].
+    #[arg(long)]
+    audit_max_events: Option<String>,
+    /// How long the audit trail keeps an event [default: 90d].
+    #[arg(long)]
+    audit_max_age: Option<String>,
     /// How far from its first allowed start a claim with the earliest start
     /// may be placed [default: 31d].
     #[arg(long)]
@@ -129,6 +135,8 @@ impl Args {
             ("suspect_after", &self.suspect_after),
             ("down_after", &self.down_after),
             ("claim_retention", &self.claim_retention),
+            ("audit_max_events", &self.audit_max_events),
+            ("audit_max_age", &self.audit_max_age),
             ("planning_window", &self.planning_window),
             ("tie_break_seed", &self.tie_break_seed),
             ("log", &self.log),

@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use theia::scheduler::Liveness;
 
+use theia::audit::Draft;
+
 use crate::app::App;
+use crate::audit::Call;
 
 /// Watches every datacenter's liveness and reports transitions: a datacenter
 /// that goes down is an alert, with the claims it puts at risk.
@@ -15,7 +18,8 @@ pub async fn liveness(app: Arc<App>) {
     let mut tick = tokio::time::interval(app.config.heartbeat_interval / 2);
     loop {
         tick.tick().await;
-        let ledger = app.ledger.lock().await;
+        let mut ledger = app.ledger.lock().await;
+        let mut events = Vec::new();
         for id in ledger.books.datacenters.iter().map(|(id, _)| id) {
             let now = app.agents.liveness(id);
             let before = last.insert(id.clone(), now);
@@ -23,21 +27,42 @@ pub async fn liveness(app: Arc<App>) {
                 continue;
             }
             let books = &ledger.books;
-            let at_risk = books
+            let at_risk: Vec<&theia::model::Claim> = books
                 .index()
                 .live_in(id)
                 .filter_map(|claim| books.claims().get(claim))
                 .filter(|c| c.in_force_at(crate::ledger::wall_ms()))
-                .count();
-            match now {
+                .collect();
+            let action = match now {
                 Liveness::Down => {
-                    tracing::error!(datacenter = %id, claims_at_risk = at_risk, "datacenter down: its agent missed its heartbeats")
+                    tracing::error!(datacenter = %id, claims_at_risk = at_risk.len(), "datacenter down: its agent missed its heartbeats");
+                    "datacenter.down"
                 }
                 Liveness::Suspect => {
-                    tracing::warn!(datacenter = %id, "datacenter suspect: heartbeats are late")
+                    tracing::warn!(datacenter = %id, "datacenter suspect: heartbeats are late");
+                    "datacenter.suspect"
                 }
-                Liveness::Alive => tracing::info!(datacenter = %id, "datacenter alive again"),
+                Liveness::Alive => {
+                    tracing::info!(datacenter = %id, "datacenter alive again");
+                    "datacenter.alive"
+                }
+            };
+            let mut draft = Draft::ok(action, "datacenter", id);
+            if now == Liveness::Down {
+                draft = draft.message(format!("{} claims at risk", at_risk.len()));
             }
+            events.push(draft);
+            if now == Liveness::Down {
+                events.extend(at_risk.iter().map(|c| {
+                    Draft::ok("claim.at_risk", "claim", &c.id)
+                        .tenant(&c.spec.tenant)
+                        .message(format!("{id} is down"))
+                }));
+            }
+        }
+        // Written in its own time: watching liveness does not wait on the store.
+        if !events.is_empty() {
+            let _ = ledger.record(events.into_iter().map(|d| (d, Call::manager())));
         }
     }
 }
@@ -53,6 +78,20 @@ pub async fn housekeeping(app: Arc<App>) {
         tick.tick().await;
         let retention = u64::try_from(app.config.claim_retention.as_millis()).unwrap_or(u64::MAX);
         let cutoff = crate::ledger::wall_ms().saturating_sub(retention);
+        // The trail is trimmed to its depth each round, a bounded number
+        // of events per hold of the lock.
+        loop {
+            let trimmed = app
+                .ledger
+                .lock()
+                .await
+                .trim_events(app.config.audit, PER_ROUND);
+            let Some(trimmed) = trimmed else { break };
+            if let Err(e) = trimmed.wait().await {
+                tracing::error!(error = %e, "trimming the audit trail failed in the store");
+                break;
+            }
+        }
         let pruned = {
             let mut ledger = app.ledger.lock().await;
             let old: Vec<String> = ledger

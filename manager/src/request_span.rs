@@ -64,8 +64,10 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
         let id = given_id(req.headers().get(REQUEST_ID)).unwrap_or_else(fresh_id);
+        req.extensions_mut()
+            .insert(crate::audit::RequestId(id.clone()));
         let span = tracing::info_span!(
             "rpc",
             method = %req.uri().path(),

@@ -46,6 +46,8 @@ pub struct Job {
     pub bumps: Vec<String>,
     /// Messages to agents, sent once the job is durable.
     pub effects: Vec<(String, ManagerMessage)>,
+    /// Events of the audit trail it writes, told to watchers once durable.
+    pub events: Vec<theia::audit::Event>,
     /// Where the answer goes; the caller may have stopped listening.
     pub done: Option<oneshot::Sender<Result<(), StoreError>>>,
 }
@@ -260,6 +262,9 @@ async fn settle(
     for job in done {
         for (dc, msg) in job.effects {
             app.agents.send(&dc, msg);
+        }
+        for event in job.events {
+            app.trail.publish(event);
         }
         if let Some(done) = job.done {
             let _ = done.send(Ok(()));

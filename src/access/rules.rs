@@ -17,13 +17,14 @@ pub enum Rule {
     Roles(&'static [RoleKind]),
 }
 
-use RoleKind::{Admin, Agent, Operator, Tenant};
+use RoleKind::{Admin, Agent, Auditor, Operator, Tenant};
 
 const MANAGE: &[RoleKind] = &[Admin, Operator];
 const READ_SHARED: &[RoleKind] = &[Admin, Operator, Tenant];
 const TENANT_WORK: &[RoleKind] = &[Admin, Tenant];
 const ADMIN: &[RoleKind] = &[Admin];
 const AGENT: &[RoleKind] = &[Agent];
+const AUDIT: &[RoleKind] = &[Admin, Auditor];
 
 /// Every RPC of `theia.v1`, by its full method path, with its rule.
 pub const RULES: &[(&str, Rule)] = &[
@@ -124,6 +125,8 @@ pub const RULES: &[(&str, Rule)] = &[
     ("/theia.v1.AccessService/ListTokens", Rule::Roles(ADMIN)),
     ("/theia.v1.AccessService/RevokeToken", Rule::Roles(ADMIN)),
     ("/theia.v1.AccessService/WhoAmI", Rule::Authenticated),
+    ("/theia.v1.AuditService/ListEvents", Rule::Roles(AUDIT)),
+    ("/theia.v1.AuditService/WatchEvents", Rule::Roles(AUDIT)),
 ];
 
 /// Services that answer without a token: health checks and reflection

@@ -171,8 +171,14 @@ fn the_table_lets_each_kind_call_what_it_names_and_nothing_else() {
         assert!(may(p, who));
         assert!(p.may(Rule::Public));
     }
+    let audit = |p: &str| p.starts_with("/theia.v1.AuditService/");
     for (path, _) in RULES.iter().filter(|(p, _)| *p != who) {
-        assert!(!may(&auditor, path), "auditor may call {path}");
+        assert_eq!(may(&auditor, path), audit(path), "auditor and {path}");
+        assert_eq!(may(&admin, path), *path != connect, "admin and {path}");
+        assert!(
+            !(may(&operator, path) && audit(path)),
+            "operator and {path}"
+        );
         assert!(!may(&none, path), "a token without roles may call {path}");
         assert_eq!(may(&agent, path), *path == connect, "agent and {path}");
     }

@@ -10,7 +10,7 @@ use crate::model::{
 
 /// An optional instant or length in ms from the wire: 0 means unset, and a
 /// negative one is refused.
-fn optional_ms(field: &str, value: i64) -> Result<Option<u64>, FieldError> {
+pub(super) fn optional_ms(field: &str, value: i64) -> Result<Option<u64>, FieldError> {
     match u64::try_from(value) {
         Ok(0) => Ok(None),
         Ok(ms) => Ok(Some(ms)),

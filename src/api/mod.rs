@@ -2,11 +2,13 @@
 //! Generated types stop at the service layer: handlers convert them here,
 //! with errors that name the offending field.
 
+mod audit;
 pub mod auth;
 pub mod codec;
 mod convert;
 pub mod tls;
 
+pub use audit::{event_filter_from_wire, event_to_wire};
 pub use convert::{
     claim_spec_from_wire, claim_spec_to_wire, claim_to_wire, ms_to_wire, placement_to_wire,
     profile_from_wire, profile_to_wire, strategy_from_wire, tenant_from_wire, tenant_to_wire,

@@ -211,6 +211,18 @@ pub const KEYS: &[KeySpec] = &[
         "how long released claims stay listed (and answer a retried request id) before they are pruned",
     ),
     key(
+        "audit_max_events",
+        Some("100000"),
+        "theia-manager",
+        "the most events the audit trail keeps; the oldest go first",
+    ),
+    key(
+        "audit_max_age",
+        Some("90d"),
+        "theia-manager",
+        "how long the audit trail keeps an event (while audit_max_events allows)",
+    ),
+    key(
         "tie_break_seed",
         None,
         "theia-manager",

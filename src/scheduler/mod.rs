@@ -443,4 +443,4 @@ mod tests;
 #[cfg(test)]
 mod over_time;
 #[cfg(test)]
-mod testkit;
+pub(crate) mod testkit;

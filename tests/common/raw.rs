@@ -54,7 +54,16 @@ where
     grpc.ready()
         .await
         .map_err(|e| tonic::Status::unavailable(e.into().to_string()))?;
+    let streams = path.contains("/Watch");
     let path = http::uri::PathAndQuery::try_from(path.to_owned()).expect("a method path");
+    if streams {
+        // A watch answers with headers and then stays open: those headers
+        // (with no error status) are its answer to a well-formed call.
+        return grpc
+            .server_streaming(tonic::Request::new(body), path, RawCodec)
+            .await
+            .map(|_| Vec::new());
+    }
     grpc.unary(tonic::Request::new(body), path, RawCodec)
         .await
         .map(tonic::Response::into_inner)

@@ -7,6 +7,7 @@ mod common;
 mod access;
 mod agent_loss;
 mod api_doc;
+mod audit;
 mod bad_input;
 mod binaries;
 mod cancel;

@@ -1,6 +1,7 @@
 //! One module per command group; each turns arguments into requests and
 //! answers into output.
 
+pub mod audit;
 pub mod cert;
 pub mod claim;
 pub mod cluster;

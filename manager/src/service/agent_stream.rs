@@ -12,6 +12,7 @@ use theia::api::v1;
 use theia::api::v1::agent_message::Body as In;
 use theia::api::v1::agent_service_server::AgentService;
 use theia::api::v1::manager_message::Body as Out;
+use theia::audit::Draft;
 use theia::model::{ClaimState, FieldError};
 use theia::model::{Datacenter, ReportedClass, check_report, validate_labels, validate_name};
 use theia::scheduler::{Candidate, Liveness};
@@ -252,6 +253,10 @@ impl Api {
                         Err(e) => {
                             if matches!(e, ApiError::Invalid(_)) {
                                 self.agents.ignored_report(&dc);
+                                let draft = Draft::ok("report.refuse", "datacenter", &dc)
+                                    .code(tonic::Code::InvalidArgument as u32)
+                                    .message(e.to_string());
+                                self.trail.refused(draft, crate::audit::current());
                             }
                             tracing::warn!(datacenter = %dc, error = %e, "report not taken");
                         }
@@ -271,9 +276,12 @@ impl Api {
         let intake = {
             let api = self.clone();
             let dc = dc.clone();
+            let call = crate::audit::current();
             tokio::spawn(
-                async move { api.intake(dc, pending_reports, pending_results).await }
-                    .in_current_span(),
+                crate::audit::serve(call, async move {
+                    api.intake(dc, pending_reports, pending_results).await
+                })
+                .in_current_span(),
             )
         };
         loop {
@@ -375,10 +383,15 @@ impl AgentService for Api {
         let dc = hello.datacenter.clone();
         if !principal.is_agent_of(&dc) {
             tracing::warn!(datacenter = %dc, token = %principal.token_id, subject = %principal.subject.escape_debug(), "agent refused: its token does not speak for this datacenter");
-            return Err(Status::permission_denied(format!(
+            let status = Status::permission_denied(format!(
                 "this token speaks for the agent of {}; it may not connect as {dc:?}",
                 principal.agent_datacenters().join(", ")
-            )));
+            ));
+            let draft = Draft::ok("agent.refuse", "datacenter", &dc)
+                .code(status.code() as u32)
+                .message(status.message());
+            self.trail.refused(draft, crate::audit::current());
+            return Err(status);
         }
         if principal.by_certificate() {
             // A certificate from client_ca was issued by the operator for
@@ -449,7 +462,12 @@ impl AgentService for Api {
         let api = self.clone();
         // The stream's tasks log in its call's span: its request id and
         // the agent's token subject name every line of the session.
-        tokio::spawn(async move { api.session(dc, id, inbound).await }.in_current_span());
+        // And what they commit names the agent as its actor.
+        let call = crate::audit::current();
+        tokio::spawn(
+            crate::audit::serve(call, async move { api.session(dc, id, inbound).await })
+                .in_current_span(),
+        );
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }

@@ -42,6 +42,7 @@ impl ClusterService for Api {
             datacenters: u32::try_from(ledger.books.datacenters.len()).unwrap_or(u32::MAX),
             connected_agents: u32::try_from(self.agents.connected()).unwrap_or(u32::MAX),
             cluster_id: ledger.cluster_id().to_owned(),
+            audit_events_dropped: self.trail.dropped(),
         }))
     }
 }

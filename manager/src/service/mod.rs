@@ -3,6 +3,7 @@
 
 mod access;
 mod agent_stream;
+mod audit;
 mod claims;
 mod cluster;
 mod infrastructure;

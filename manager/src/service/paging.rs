@@ -39,6 +39,11 @@ impl PageRequest {
         Ok(Self { size, after })
     }
 
+    /// How many items the page holds at most.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
     /// The key the page starts after; none for the first page.
     pub fn after(&self) -> Option<&str> {
         self.after.as_deref()
