@@ -247,10 +247,10 @@ pub struct ManArgs {
 #[derive(Args, Debug, Clone, Default)]
 pub struct EventSelection {
     /// From this time on; RFC 3339, a date, now, or -LENGTH like -1h.
-    #[arg(long, value_name = "TIME", value_parser = crate::when::parse_past_instant)]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true, value_parser = crate::when::parse_past_instant)]
     pub since: Option<u64>,
     /// Before this time; same forms as --since.
-    #[arg(long, value_name = "TIME", value_parser = crate::when::parse_past_instant)]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true, value_parser = crate::when::parse_past_instant)]
     pub until: Option<u64>,
     /// Only what this actor (a token's subject, or manager) did.
     #[arg(long, value_name = "SUBJECT")]
@@ -343,6 +343,16 @@ pub struct DevArgs {
 /// `theia dc ...`.
 #[derive(Subcommand, Debug)]
 pub enum DcCommand {
+    /// Follow each change of datacenters (registered, updated, down,
+    /// alive again, decommissioned) until interrupted.
+    Watch {
+        /// Only datacenters whose labels match, e.g. region=eu.
+        #[arg(long, value_name = "SELECTOR")]
+        selector: Option<String>,
+        /// Go on after this change (the last field of a line printed before).
+        #[arg(long, value_name = "TOKEN")]
+        resume_after: Option<String>,
+    },
     /// List datacenters.
     List {
         /// Only datacenters whose labels match, e.g. region=eu,tier!=edge.
@@ -590,6 +600,19 @@ pub enum ClaimCommand {
         /// later, until it started and was applied), with a progress line.
         #[arg(long)]
         wait: bool,
+    },
+    /// Follow each change of claims (made, applied, released, expired,
+    /// moved, put at risk) until interrupted.
+    Watch {
+        /// Only this tenant's claims.
+        #[arg(long, value_name = "TENANT")]
+        tenant: Option<String>,
+        /// Only claims of tenants whose labels match, e.g. tier=gold.
+        #[arg(long, value_name = "SELECTOR")]
+        tenant_selector: Option<String>,
+        /// Go on after this change (the last field of a line printed before).
+        #[arg(long, value_name = "TOKEN")]
+        resume_after: Option<String>,
     },
     /// List live claims.
     List {

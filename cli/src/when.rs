@@ -78,7 +78,7 @@ pub fn parse_past_instant(text: &str) -> Result<u64, String> {
             let length = parse_length(rest).map_err(|e| format!("{text:?}: {e}"))?;
             Ok(now_ms().saturating_sub(length))
         }
-        None => parse_instant(text),
+        None => parse_instant(text).map_err(|e| e.replace("+LENGTH like +2h", "-LENGTH like -1h")),
     }
 }
 

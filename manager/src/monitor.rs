@@ -21,6 +21,12 @@ pub async fn liveness(app: Arc<App>) {
         let mut ledger = app.ledger.lock().await;
         let mut events = Vec::new();
         for id in ledger.books.datacenters.iter().map(|(id, _)| id) {
+            // One never heard from (registered, or known from the store at
+            // start) has no liveness to change yet: its first is when its
+            // agent first speaks.
+            if app.agents.last_seen_ms(id) == 0 {
+                continue;
+            }
             let now = app.agents.liveness(id);
             let before = last.insert(id.clone(), now);
             if before.is_none_or(|b| b == now) {

@@ -73,6 +73,10 @@ pub const RULES: &[(&str, Rule)] = &[
         "/theia.v1.InfrastructureService/GetCapacityTimeline",
         Rule::Roles(MANAGE),
     ),
+    (
+        "/theia.v1.InfrastructureService/WatchDatacenters",
+        Rule::Roles(MANAGE),
+    ),
     ("/theia.v1.TenantService/CreateTenant", Rule::Roles(MANAGE)),
     (
         "/theia.v1.TenantService/GetTenant",
@@ -115,6 +119,10 @@ pub const RULES: &[(&str, Rule)] = &[
     ),
     (
         "/theia.v1.ClaimService/ExplainClaim",
+        Rule::Roles(READ_SHARED),
+    ),
+    (
+        "/theia.v1.ClaimService/WatchClaims",
         Rule::Roles(READ_SHARED),
     ),
     (

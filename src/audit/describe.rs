@@ -14,10 +14,17 @@ pub fn describe(change: &Change, books: &Books) -> Option<Draft> {
             let before = books.datacenters.get(key);
             match (before, register.get()) {
                 (Some(_), None) => Some(Draft::ok("datacenter.decommission", "datacenter", key)),
-                (None, Some(dc)) => Some(
-                    Draft::ok("datacenter.register", "datacenter", key)
-                        .message(format!("driver {}, agent {}", dc.driver, dc.agent_version)),
-                ),
+                (None, Some(dc)) => {
+                    let draft = Draft::ok("datacenter.register", "datacenter", key);
+                    Some(if dc.driver.is_empty() {
+                        draft
+                    } else {
+                        draft.message(format!(
+                            "by its agent {}, driver {}",
+                            dc.agent_version, dc.driver
+                        ))
+                    })
+                }
                 (Some(old), Some(new)) => {
                     let what = changed_in(old, new);
                     (!what.is_empty()).then(|| {

@@ -37,4 +37,5 @@ mod reports;
 mod restart;
 mod tls;
 mod tour;
+mod watch;
 mod windows;

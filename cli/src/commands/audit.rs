@@ -66,7 +66,7 @@ pub async fn run(ctx: &Ctx, command: AuditCommand) -> Result<(), CliError> {
             select,
             resume_after,
         } => {
-            let mut stream = client
+            let stream = client
                 .audit()
                 .watch_events(v1::WatchEventsRequest {
                     filter: Some(filter(&select)),
@@ -75,27 +75,39 @@ pub async fn run(ctx: &Ctx, command: AuditCommand) -> Result<(), CliError> {
                 .await
                 .map_err(|s| client.error(s))?
                 .into_inner();
-            loop {
-                let event = tokio::select! {
-                    event = stream.message() => event.map_err(|s| client.error(s))?,
-                    _ = tokio::signal::ctrl_c() => return Ok(()),
-                };
-                let Some(event) = event else {
-                    return Err(CliError::other(
-                        "the manager ended the stream (it is stopping); run again with --resume-after and the last id to go on".to_owned(),
-                    ));
-                };
-                let line = match ctx.out.format {
-                    OutputFormat::Table => line(&event),
-                    // One JSON object a line, to be read as it comes.
-                    OutputFormat::Json | OutputFormat::Yaml => json::proto(&event).to_string(),
-                };
-                let mut out = std::io::stdout().lock();
-                if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
-                    // The reader went away (a closed pipe): nothing to do.
-                    return Ok(());
-                }
-            }
+            follow(ctx, &client, stream, line).await
+        }
+    }
+}
+
+/// Prints each item of `stream` as it comes, as `line` words it (one JSON
+/// object a line with --output json), until interrupted or the reader of
+/// stdout goes away.
+pub async fn follow<T: prost::Message + prost::Name + Default>(
+    ctx: &Ctx,
+    client: &crate::client::Client,
+    mut stream: tonic::Streaming<T>,
+    line: impl Fn(&T) -> String,
+) -> Result<(), CliError> {
+    loop {
+        let item = tokio::select! {
+            item = stream.message() => item.map_err(|s| client.error(s))?,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        let Some(item) = item else {
+            return Err(CliError::other(
+                "the manager ended the stream (it is stopping); run again with --resume-after and the last token printed to go on",
+            ));
+        };
+        let text = match ctx.out.format {
+            OutputFormat::Table => line(&item),
+            // One JSON object a line, to be read as it comes.
+            OutputFormat::Json | OutputFormat::Yaml => json::proto(&item).to_string(),
+        };
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, "{text}").and_then(|()| out.flush()).is_err() {
+            // The reader went away (a closed pipe): nothing to do.
+            return Ok(());
         }
     }
 }

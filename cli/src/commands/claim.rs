@@ -1,4 +1,4 @@
-//! `theia claim create|list|show|release|explain`.
+//! `theia claim create|list|show|release|explain|watch`.
 
 use theia::api::v1;
 
@@ -15,6 +15,22 @@ pub async fn run(ctx: &Ctx, command: ClaimCommand) -> Result<(), CliError> {
     let client = ctx.client().await?;
     let mut claims = client.claims();
     match command {
+        ClaimCommand::Watch {
+            tenant,
+            tenant_selector,
+            resume_after,
+        } => {
+            let stream = claims
+                .watch_claims(v1::WatchClaimsRequest {
+                    tenant: tenant.unwrap_or_default(),
+                    tenant_selector: tenant_selector.unwrap_or_default(),
+                    resume_token: resume_after.unwrap_or_default(),
+                })
+                .await
+                .map_err(|s| client.error(s))?
+                .into_inner();
+            super::audit::follow(ctx, &client, stream, change_line).await
+        }
         ClaimCommand::Create {
             spec,
             request_id,
@@ -260,6 +276,23 @@ fn created_view(c: &v1::Claim) -> String {
         state_name(c.state),
         unit_text(c.spec.as_ref()),
         placements_table(&c.placements, true)
+    )
+}
+
+/// One change of a claim as one line, for following.
+fn change_line(change: &v1::ClaimChange) -> String {
+    let Some(c) = &change.claim else {
+        return format!("{}  [{}]", change.action, change.resume_token);
+    };
+    let tenant = c.spec.as_ref().map_or("-", |s| s.tenant.as_str());
+    let risk = if c.at_risk { " at risk" } else { "" };
+    format!(
+        "{} {} {tenant} {} {}{risk}  [{}]",
+        change.action,
+        c.id,
+        state_name(c.state),
+        placement_text(&c.placements),
+        change.resume_token
     )
 }
 

@@ -38,13 +38,14 @@ fn view(s: &v1::ClusterStatus) -> String {
         }),
     );
     format!(
-        "cluster     {}\nstore       {} at {}\npending     {} coalesced change(s)\nagents      {} connected, {} datacenter(s) known\n\n{managers}",
+        "cluster     {}\nstore       {} at {}\npending     {} coalesced change(s)\nagents      {} connected, {} datacenter(s) known\naudit       {} event(s) left out by this manager\n\n{managers}",
         s.cluster_id,
         s.store_backend,
         s.store_location,
         s.pending_changes,
         s.connected_agents,
-        s.datacenters
+        s.datacenters,
+        s.audit_events_dropped
     )
 }
 
@@ -65,6 +66,7 @@ mod tests {
             }],
             store_backend: "redis".into(),
             store_location: "redis://***@db:6379".into(),
+            audit_events_dropped: 3,
             ..Default::default()
         };
         let text = view(&s);
@@ -74,6 +76,7 @@ mod tests {
             "m-1",
             "127.0.0.1:7070",
             "yes",
+            "3 event(s) left out",
         ] {
             assert!(text.contains(part), "{part} missing: {text}");
         }

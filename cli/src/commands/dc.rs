@@ -1,4 +1,4 @@
-//! `theia dc list|show|register|update|delete|drain`.
+//! `theia dc list|show|register|update|delete|drain|watch`.
 
 use theia::api::v1;
 
@@ -14,6 +14,21 @@ use crate::wire::{age, kv_text, liveness_name, or_dash, short_quantity, yes_no};
 pub async fn run(ctx: &Ctx, command: DcCommand) -> Result<(), CliError> {
     let client = ctx.client().await?;
     match command {
+        DcCommand::Watch {
+            selector,
+            resume_after,
+        } => {
+            let stream = client
+                .infrastructure()
+                .watch_datacenters(v1::WatchDatacentersRequest {
+                    selector: selector.unwrap_or_default(),
+                    resume_token: resume_after.unwrap_or_default(),
+                })
+                .await
+                .map_err(|s| client.error(s))?
+                .into_inner();
+            super::audit::follow(ctx, &client, stream, change_line).await
+        }
         DcCommand::List { selector } => {
             let selector = selector.unwrap_or_default();
             let dcs = all_pages("datacenters", |page_token| {
@@ -159,6 +174,26 @@ pub async fn run(ctx: &Ctx, command: DcCommand) -> Result<(), CliError> {
             )
         }
     }
+}
+
+/// One change of a datacenter as one line, for following.
+fn change_line(change: &v1::DatacenterChange) -> String {
+    let Some(dc) = &change.datacenter else {
+        return format!("{}  [{}]", change.action, change.resume_token);
+    };
+    if change.action == "datacenter.decommission" {
+        return format!("{} {}  [{}]", change.action, dc.id, change.resume_token);
+    }
+    format!(
+        "{} {} {} schedulable={} claims={} labels={}  [{}]",
+        change.action,
+        dc.id,
+        liveness_name(dc.liveness),
+        yes_no(dc.schedulable),
+        dc.claims,
+        kv_text(&dc.labels),
+        change.resume_token
+    )
 }
 
 fn list_view(dcs: &[v1::Datacenter]) -> String {

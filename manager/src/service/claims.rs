@@ -335,6 +335,17 @@ impl ClaimService for Api {
         }))
     }
 
+    type WatchClaimsStream = super::watch::Changes<v1::ClaimChange>;
+
+    async fn watch_claims(
+        &self,
+        req: Request<v1::WatchClaimsRequest>,
+    ) -> Result<Response<Self::WatchClaimsStream>, Status> {
+        let scope = caller(&req)?.scope();
+        let stream = super::watch::claims(self.0.clone(), scope, req.into_inner())?;
+        Ok(Response::new(stream))
+    }
+
     async fn release_claim(
         &self,
         req: Request<v1::ReleaseClaimRequest>,

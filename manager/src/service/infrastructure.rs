@@ -85,7 +85,7 @@ fn can_place(c: &Candidate<'_>) -> bool {
     c.dc.schedulable && c.liveness != Liveness::Down
 }
 
-fn dc_to_wire(api: &Api, c: &Candidate<'_>) -> v1::Datacenter {
+fn dc_to_wire(api: &crate::app::App, c: &Candidate<'_>) -> v1::Datacenter {
     let now = wall_ms();
     let dc: &Datacenter = c.dc;
     let capacity = classes(c)
@@ -113,6 +113,20 @@ fn dc_to_wire(api: &Api, c: &Candidate<'_>) -> v1::Datacenter {
             .collect(),
         ignored_reports: api.agents.ignored_reports(&dc.id),
     }
+}
+
+/// Datacenter `dc` of `books` for the wire, as it and its liveness are now.
+pub(super) fn one_to_wire(
+    app: &crate::app::App,
+    books: &theia::state::Books,
+    dc: &Datacenter,
+) -> v1::Datacenter {
+    let c = Candidate {
+        dc,
+        liveness: app.agents.liveness(&dc.id),
+        usage: books.index().datacenter(&dc.id),
+    };
+    dc_to_wire(app, &c)
 }
 
 /// Datacenter `id` for the wire, as `books` and liveness show it now.
@@ -168,6 +182,16 @@ impl InfrastructureService for Api {
         req: Request<v1::GetCapacityTimelineRequest>,
     ) -> Result<Response<v1::CapacityTimeline>, Status> {
         self.capacity_timeline_call(req).await
+    }
+
+    type WatchDatacentersStream = super::watch::Changes<v1::DatacenterChange>;
+
+    async fn watch_datacenters(
+        &self,
+        req: Request<v1::WatchDatacentersRequest>,
+    ) -> Result<Response<Self::WatchDatacentersStream>, Status> {
+        let stream = super::watch::datacenters(self.0.clone(), req.into_inner())?;
+        Ok(Response::new(stream))
     }
 
     async fn list_datacenters(

@@ -6,12 +6,14 @@ mod agent_stream;
 mod audit;
 mod claims;
 mod cluster;
+mod follow;
 mod infrastructure;
 mod maintenance;
 mod paging;
 mod profiles;
 mod tenants;
 mod timeline;
+mod watch;
 
 use std::sync::Arc;
 
