@@ -38,6 +38,8 @@ pub struct App {
     pub peers: std::sync::Mutex<Vec<v1::Manager>>,
     /// Records events no change carries; tells watchers of every event.
     pub trail: Arc<crate::audit::Trail>,
+    /// What Prometheus scrapes.
+    pub metrics: Arc<crate::metrics::Metrics>,
     stop: watch::Sender<bool>,
 }
 
@@ -65,6 +67,7 @@ impl App {
             peers: std::sync::Mutex::new(Vec::new()),
             rotation: std::sync::Mutex::new(None),
             trail: Arc::new(crate::audit::Trail::new()),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
             stop: watch::channel(false).0,
         }
     }

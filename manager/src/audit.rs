@@ -130,6 +130,11 @@ impl Trail {
         }
     }
 
+    /// Events waiting in the queue to be written.
+    pub fn queued(&self) -> usize {
+        QUEUE.saturating_sub(self.queue.capacity())
+    }
+
     /// Events left out so far (queue full or over the denial rate).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)

@@ -14,6 +14,8 @@ pub use crate::store::Secret;
 pub struct ManagerConfig {
     /// Where the gRPC API listens; port 0 picks a free one.
     pub listen: SocketAddr,
+    /// Where Prometheus metrics are served; none when `None`.
+    pub metrics_listen: Option<SocketAddr>,
     /// Where the embedded store keeps its data.
     pub data_dir: PathBuf,
     /// This manager's id; generated once and kept in `data_dir` when `None`.
@@ -110,6 +112,15 @@ impl ManagerConfig {
                 format!("{listen_text:?} is not an address such as 127.0.0.1:7070"),
             )
         })?;
+        let metrics_listen = match c.opt_string("metrics_listen")?.filter(|s| !s.is_empty()) {
+            None => None,
+            Some(text) => Some(text.parse().map_err(|_| {
+                invalid(
+                    "metrics_listen",
+                    format!("{text:?} is not an address such as 127.0.0.1:9464"),
+                )
+            })?),
+        };
         let redis = c.opt_string("redis")?.filter(|s| !s.is_empty());
         if let Some(url) = &redis {
             let scheme = url.split("://").next().unwrap_or_default();
@@ -234,6 +245,7 @@ impl ManagerConfig {
         }
         Ok(Self {
             listen,
+            metrics_listen,
             data_dir: PathBuf::from(c.string("data_dir")?),
             manager_id: c.opt_string("manager_id")?.filter(|s| !s.is_empty()),
             clock_offset: Duration::from_secs_f64(c.f64("clock_offset")?),

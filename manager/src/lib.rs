@@ -14,6 +14,7 @@ mod config;
 mod error;
 mod ledger;
 mod listener;
+mod metrics;
 mod monitor;
 mod request_span;
 mod service;
@@ -64,6 +65,7 @@ macro_rules! bounded {
 pub struct Manager {
     app: Arc<App>,
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     writer: tokio::task::JoinHandle<()>,
 }
 
@@ -121,6 +123,10 @@ impl Manager {
         let listener = TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let metrics_listener = match config.metrics_listen {
+            Some(address) => Some(metrics::bind(address).await?),
+            None => None,
+        };
         let address = listener.local_addr()?;
         let app = Arc::new(App::new(config, id, address, ledger, store));
         let writer = writer.start(Arc::downgrade(&app));
@@ -129,6 +135,7 @@ impl Manager {
         Ok(Manager {
             app,
             listener,
+            metrics_listener,
             writer,
         })
     }
@@ -136,6 +143,13 @@ impl Manager {
     /// The address the API listens on (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.app.address
+    }
+
+    /// Where Prometheus metrics are served, if they are (useful with port 0).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
     }
 
     /// This manager's id.
@@ -179,6 +193,7 @@ impl Manager {
         let Manager {
             app,
             listener,
+            metrics_listener,
             writer,
         } = self;
         // Should this future be dropped mid-flight, its streams end with it.
@@ -221,6 +236,12 @@ impl Manager {
         crate::audit::Trail::start(&app);
         let mut tasks = JoinSet::new();
         tasks.spawn(monitor::liveness(app.clone()));
+        if let Some(listener) = metrics_listener {
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(address = %address, "serving Prometheus metrics on GET /metrics");
+            }
+            tasks.spawn(metrics::serve(app.clone(), listener));
+        }
         tasks.spawn(monitor::sync(app.clone()));
         tasks.spawn(monitor::housekeeping(app.clone()));
         tasks.spawn(crate::timekeeper::run(app.clone()));
@@ -271,7 +292,7 @@ impl Manager {
         tracing::info!(manager = %app.manager_id, address = %app.address, url = %format!("{scheme}://{}", app.address), store = %location, max_connections = limit, "theia-manager serving");
         // The request span is outermost, so that the gate logs inside it.
         let server = builder
-            .layer(request_span::RequestSpanLayer)
+            .layer(request_span::RequestSpanLayer::new(app.metrics.clone()))
             .layer(access::GateLayer::new(
                 app.directory.clone(),
                 app.config.rate_limit,

@@ -21,6 +21,9 @@ struct Args {
     /// Address of the gRPC API [default: 127.0.0.1:7070].
     #[arg(long)]
     listen: Option<String>,
+    /// Address to serve Prometheus metrics on (GET /metrics) [default: none].
+    #[arg(long)]
+    metrics_listen: Option<String>,
     /// PEM file of the certificate (chain) to serve TLS with.
     #[arg(long)]
     tls_cert: Option<String>,
@@ -111,6 +114,7 @@ impl Args {
     fn flags(&self) -> Vec<(String, String)> {
         [
             ("listen", &self.listen),
+            ("metrics_listen", &self.metrics_listen),
             ("tls_cert", &self.tls_cert),
             ("tls_key", &self.tls_key),
             ("insecure", &self.insecure.then(|| "true".to_owned())),

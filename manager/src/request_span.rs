@@ -5,29 +5,53 @@
 //! and is sent back in the response's `x-request-id` header either way, so
 //! that a client can quote it.
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tonic::codegen::{BoxFuture, http};
 use tracing::Instrument;
 
+use crate::metrics::Metrics;
+
 /// The header a request id travels in, both ways.
 pub const REQUEST_ID: &str = "x-request-id";
 
 /// Wraps services in [`RequestSpan`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RequestSpanLayer;
+#[derive(Clone)]
+pub struct RequestSpanLayer {
+    metrics: Arc<Metrics>,
+}
+
+impl RequestSpanLayer {
+    /// A layer that counts every call in `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self { metrics }
+    }
+}
 
 impl<S> tower::Layer<S> for RequestSpanLayer {
     type Service = RequestSpan<S>;
     fn layer(&self, inner: S) -> RequestSpan<S> {
-        RequestSpan { inner }
+        RequestSpan {
+            inner,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
-/// Serves each call inside an `rpc` span.
-#[derive(Debug, Clone)]
+/// Serves each call inside an `rpc` span, and counts it.
+#[derive(Clone)]
 pub struct RequestSpan<S> {
     inner: S,
+    metrics: Arc<Metrics>,
+}
+
+/// The gRPC code an answer's headers carry: a refusal's (a trailers-only
+/// answer), else OK (a unary answer, or a stream that opened).
+fn code_of(headers: &http::HeaderMap) -> tonic::Code {
+    headers
+        .get("grpc-status")
+        .map_or(tonic::Code::Ok, |v| tonic::Code::from_bytes(v.as_bytes()))
 }
 
 /// The client's request id, if it is one worth keeping: 1 to 64 letters,
@@ -79,10 +103,14 @@ where
         let mut ready = std::mem::replace(&mut self.inner, clone);
         // Entered while the inner layers take the call, so that the gate's
         // refusals are logged inside it too.
+        let path = req.uri().path().to_owned();
+        let metrics = self.metrics.clone();
+        let started = std::time::Instant::now();
         let served = span.in_scope(|| ready.call(req));
         Box::pin(
             async move {
                 let mut response = served.await?;
+                metrics.call(&path, code_of(response.headers()), started.elapsed());
                 if let Ok(value) = http::HeaderValue::from_str(&id) {
                     response.headers_mut().insert(REQUEST_ID, value);
                 }

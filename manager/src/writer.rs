@@ -149,7 +149,12 @@ async fn write_all(store: &Store, rx: &mut mpsc::UnboundedReceiver<Job>, app: &W
             .iter_mut()
             .flat_map(|j| std::mem::take(&mut j.deletes))
             .collect();
-        match store.write(batches, deletes).await {
+        let started = std::time::Instant::now();
+        let written = store.write(batches, deletes).await;
+        if let Some(app) = app.upgrade() {
+            app.metrics.commit(group.len(), started.elapsed());
+        }
+        match written {
             Ok(outcomes) => settle(group, outcomes, &mut carry, rx, app).await,
             Err(e) => {
                 group.extend(carry.drain(..));

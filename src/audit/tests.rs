@@ -372,3 +372,107 @@ mod describing {
         assert_eq!(describe(&stray, &books), None);
     }
 }
+
+mod describing_the_rest {
+    use std::collections::BTreeSet;
+
+    use crate::access::Token;
+    use crate::audit::describe;
+    use crate::clock::Timestamp;
+    use crate::crdt::Lww;
+    use crate::model::{Maintenance, Profile, Window};
+    use crate::scheduler::testkit::amount;
+    use crate::state::{Books, Change};
+
+    fn ts(ms: u64) -> Timestamp {
+        Timestamp {
+            ms,
+            counter: 0,
+            node: "m-1".into(),
+        }
+    }
+
+    /// Each step described against the books as they stand, then merged.
+    fn actions(steps: Vec<Change>) -> Vec<Option<(String, String)>> {
+        let mut books = Books::default();
+        steps
+            .into_iter()
+            .map(|change| {
+                let said = describe(&change, &books).map(|d| (d.action, d.message));
+                books.apply(&change);
+                said
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tokens_profiles_and_maintenance_read_as_what_was_done() {
+        let token = Token {
+            id: "t1".into(),
+            subject: "ops@example.com".into(),
+            roles: BTreeSet::new(),
+            expires_unix_ms: None,
+            created_unix_ms: 1,
+            created_by: "admin".into(),
+            description: String::new(),
+            secret_hash: String::new(),
+        };
+        let profile = Profile {
+            name: "small".into(),
+            resources: amount(1),
+            description: String::new(),
+        };
+        let maintenance = Maintenance {
+            id: "mt-1".into(),
+            datacenter: "dc-a".into(),
+            resources: None,
+            window: Window::between(10, 20),
+            reason: "disks".into(),
+            created_by: "ops".into(),
+            created_ms: 1,
+            cancelled_ms: None,
+        };
+        let mut cancelled = maintenance.clone();
+        cancelled.cancelled_ms = Some(15);
+        let mut recancelled = cancelled.clone();
+        recancelled.cancelled_ms = Some(16);
+        let mut renamed = maintenance.clone();
+        renamed.reason = "fans".into();
+        let said = actions(vec![
+            Change::token(ts(1), token.clone()),
+            Change::token(ts(2), token),
+            Change::Token {
+                key: "t1".into(),
+                register: Lww::tombstone(ts(3)),
+            },
+            Change::Token {
+                key: "t1".into(),
+                register: Lww::tombstone(ts(4)),
+            },
+            Change::profile(ts(5), profile.clone()),
+            Change::profile(ts(6), profile),
+            Change::Profile {
+                key: "small".into(),
+                register: Lww::tombstone(ts(7)),
+            },
+            Change::maintenance(ts(8), maintenance),
+            Change::maintenance(ts(9), renamed),
+            Change::maintenance(ts(10), cancelled),
+            Change::maintenance(ts(11), recancelled),
+        ]);
+        let action = |i: usize| said[i].as_ref().map(|(a, _)| a.as_str());
+        assert_eq!(action(0), Some("token.create"));
+        assert_eq!(said[0].as_ref().unwrap().1, "for ops@example.com");
+        assert_eq!(action(1), None, "the same token again");
+        assert_eq!(action(2), Some("token.revoke"));
+        assert_eq!(action(3), None, "revoked twice");
+        assert_eq!(action(4), Some("profile.create"));
+        assert_eq!(action(5), Some("profile.update"));
+        assert_eq!(action(6), Some("profile.delete"));
+        assert_eq!(action(7), Some("maintenance.create"));
+        assert_eq!(said[7].as_ref().unwrap().1, "on dc-a: disks");
+        assert_eq!(action(8), None, "not cancelled: nothing to say");
+        assert_eq!(action(9), Some("maintenance.cancel"));
+        assert_eq!(action(10), None, "cancelled already");
+    }
+}

@@ -52,6 +52,12 @@ pub const KEYS: &[KeySpec] = &[
         "address the gRPC API listens on",
     ),
     key(
+        "metrics_listen",
+        None,
+        "theia-manager",
+        "address Prometheus metrics are served on (GET /metrics), like 127.0.0.1:9464; empty: none",
+    ),
+    key(
         "tls_cert",
         None,
         "theia-manager",

@@ -201,6 +201,8 @@ pub struct TestManager {
     pub addr: std::net::SocketAddr,
     /// Its admin token.
     pub token: String,
+    /// Where it serves Prometheus metrics, when it does.
+    pub metrics: Option<std::net::SocketAddr>,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -229,6 +231,7 @@ impl TestManager {
             }
         };
         let addr = manager.local_addr();
+        let metrics = manager.metrics_addr();
         let token = read_admin_token(&manager.bootstrap_token_path());
         remember_admin_token(&addr.to_string(), &token);
         let (tx, rx) = oneshot::channel::<()>();
@@ -238,6 +241,7 @@ impl TestManager {
         Self {
             addr,
             token,
+            metrics,
             shutdown: Some(tx),
             task,
         }

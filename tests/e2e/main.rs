@@ -27,6 +27,7 @@ mod hostile_input;
 mod limits;
 mod logs;
 mod maintenance;
+mod metrics;
 mod paging;
 mod placement;
 mod python_sdk;
