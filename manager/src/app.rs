@@ -40,6 +40,8 @@ pub struct App {
     pub trail: Arc<crate::audit::Trail>,
     /// What Prometheus scrapes.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// What the Loki connector did (zeros when there is none).
+    pub loki: Arc<crate::connectors::Stats>,
     stop: watch::Sender<bool>,
 }
 
@@ -68,6 +70,7 @@ impl App {
             rotation: std::sync::Mutex::new(None),
             trail: Arc::new(crate::audit::Trail::new()),
             metrics: Arc::new(crate::metrics::Metrics::new()),
+            loki: Arc::default(),
             stop: watch::channel(false).0,
         }
     }

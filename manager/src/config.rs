@@ -16,6 +16,8 @@ pub struct ManagerConfig {
     pub listen: SocketAddr,
     /// Where Prometheus metrics are served; none when `None`.
     pub metrics_listen: Option<SocketAddr>,
+    /// The Loki the audit trail is pushed to; none when `None`.
+    pub loki: Option<crate::connectors::loki::Loki>,
     /// Where the embedded store keeps its data.
     pub data_dir: PathBuf,
     /// This manager's id; generated once and kept in `data_dir` when `None`.
@@ -120,6 +122,14 @@ impl ManagerConfig {
                     format!("{text:?} is not an address such as 127.0.0.1:9464"),
                 )
             })?),
+        };
+        let loki_tenant = c.opt_string("loki_tenant")?.filter(|s| !s.is_empty());
+        let loki = match c.opt_string("loki_url")?.filter(|s| !s.is_empty()) {
+            None => None,
+            Some(url) => Some(
+                crate::connectors::loki::Loki::new(&url, loki_tenant)
+                    .map_err(|reason| invalid("loki_url", reason))?,
+            ),
         };
         let redis = c.opt_string("redis")?.filter(|s| !s.is_empty());
         if let Some(url) = &redis {
@@ -246,6 +256,7 @@ impl ManagerConfig {
         Ok(Self {
             listen,
             metrics_listen,
+            loki,
             data_dir: PathBuf::from(c.string("data_dir")?),
             manager_id: c.opt_string("manager_id")?.filter(|s| !s.is_empty()),
             clock_offset: Duration::from_secs_f64(c.f64("clock_offset")?),

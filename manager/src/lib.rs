@@ -11,6 +11,7 @@ mod audit;
 mod bootstrap;
 mod cluster;
 mod config;
+mod connectors;
 mod error;
 mod ledger;
 mod listener;
@@ -35,6 +36,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 pub use config::{ManagerConfig, Secret, TlsFiles};
+pub use connectors::loki::Loki;
 
 use crate::app::App;
 use crate::ledger::Ledger;
@@ -236,6 +238,10 @@ impl Manager {
         crate::audit::Trail::start(&app);
         let mut tasks = JoinSet::new();
         tasks.spawn(monitor::liveness(app.clone()));
+        if let Some(loki) = app.config.loki.clone() {
+            tracing::info!(url = %loki.push, "pushing the audit trail to Loki");
+            tasks.spawn(connectors::loki::run(app.clone(), loki, app.loki.clone()));
+        }
         if let Some(listener) = metrics_listener {
             if let Ok(address) = listener.local_addr() {
                 tracing::info!(address = %address, "serving Prometheus metrics on GET /metrics");

@@ -24,6 +24,12 @@ struct Args {
     /// Address to serve Prometheus metrics on (GET /metrics) [default: none].
     #[arg(long)]
     metrics_listen: Option<String>,
+    /// Grafana Loki to push the audit trail to, like http://127.0.0.1:3100 [default: none].
+    #[arg(long)]
+    loki_url: Option<String>,
+    /// X-Scope-OrgID for a multi-tenant Loki [default: none].
+    #[arg(long)]
+    loki_tenant: Option<String>,
     /// PEM file of the certificate (chain) to serve TLS with.
     #[arg(long)]
     tls_cert: Option<String>,
@@ -115,6 +121,8 @@ impl Args {
         [
             ("listen", &self.listen),
             ("metrics_listen", &self.metrics_listen),
+            ("loki_url", &self.loki_url),
+            ("loki_tenant", &self.loki_tenant),
             ("tls_cert", &self.tls_cert),
             ("tls_key", &self.tls_key),
             ("insecure", &self.insecure.then(|| "true".to_owned())),

@@ -51,6 +51,12 @@ struct Alive {
     liveness: String,
 }
 
+/// A connector to an outside system.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Connector {
+    connector: String,
+}
+
 type Level = Gauge<f64, AtomicU64>;
 
 fn latency() -> Histogram {
@@ -72,6 +78,9 @@ pub struct Metrics {
     agents: Gauge,
     audit_dropped: Counter,
     audit_queued: Gauge,
+    connector_queued: Family<Connector, Gauge>,
+    connector_sent: Family<Connector, Counter>,
+    connector_dropped: Family<Connector, Counter>,
 }
 
 impl Default for Metrics {
@@ -146,8 +155,29 @@ impl Metrics {
             "Audit events waiting to be written",
             audit_queued.clone(),
         );
+        let connector_queued = Family::<Connector, Gauge>::default();
+        registry.register(
+            "connector_queue_depth",
+            "Items each connector holds while its sink is slow or away",
+            connector_queued.clone(),
+        );
+        let connector_sent = Family::<Connector, Counter>::default();
+        registry.register(
+            "connector_sent",
+            "Items each connector delivered",
+            connector_sent.clone(),
+        );
+        let connector_dropped = Family::<Connector, Counter>::default();
+        registry.register(
+            "connector_dropped",
+            "Items each connector left out: its buffer was full or its sink refused them",
+            connector_dropped.clone(),
+        );
         Self {
             registry,
+            connector_queued,
+            connector_sent,
+            connector_dropped,
             calls,
             commit_seconds,
             commit_jobs,
@@ -234,6 +264,21 @@ impl Metrics {
             .inc_by(dropped.saturating_sub(self.audit_dropped.get()));
         self.audit_queued
             .set(i64::try_from(app.trail.queued()).unwrap_or(i64::MAX));
+        if app.config.loki.is_some() {
+            let loki = Connector {
+                connector: "loki".to_owned(),
+            };
+            let stats = &app.loki;
+            let load =
+                |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+            self.connector_queued
+                .get_or_create(&loki)
+                .set(i64::try_from(load(&stats.queued)).unwrap_or(i64::MAX));
+            let sent = self.connector_sent.get_or_create(&loki);
+            sent.inc_by(load(&stats.sent).saturating_sub(sent.get()));
+            let dropped = self.connector_dropped.get_or_create(&loki);
+            dropped.inc_by(load(&stats.dropped).saturating_sub(dropped.get()));
+        }
         let mut text = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
             tracing::error!(error = %e, "metrics could not be encoded");

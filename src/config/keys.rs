@@ -58,6 +58,18 @@ pub const KEYS: &[KeySpec] = &[
         "address Prometheus metrics are served on (GET /metrics), like 127.0.0.1:9464; empty: none",
     ),
     key(
+        "loki_url",
+        None,
+        "theia-manager",
+        "Grafana Loki to push the audit trail to, like http://127.0.0.1:3100; empty: none",
+    ),
+    key(
+        "loki_tenant",
+        None,
+        "theia-manager",
+        "the X-Scope-OrgID sent to a multi-tenant Loki; empty: none",
+    ),
+    key(
         "tls_cert",
         None,
         "theia-manager",

@@ -342,4 +342,95 @@ async fn the_trail_keeps_its_depth_and_the_newest_events_across_a_restart() {
         "trimmed for good"
     );
     manager.stop().await;
+    // By age: with a limit of three seconds, all of it goes in time.
+    let manager =
+        TestManager::start_with(shallow(config(dir.path()), 5, Duration::from_secs(3))).await;
+    let audit = AuditClient::new(manager.channel().await);
+    eventually("everything older than three seconds is gone", || {
+        let mut audit = audit.clone();
+        async move { all_events(&mut audit).await.is_empty().then_some(()) }
+    })
+    .await;
+    manager.stop().await;
+}
+
+/// A manager on `store` whose trail keeps `max_events` events, none older
+/// than `max_age`, trimmed often.
+fn shallow(
+    mut config: theia_manager::ManagerConfig,
+    max_events: usize,
+    max_age: Duration,
+) -> theia_manager::ManagerConfig {
+    config.audit.max_events = max_events;
+    config.audit.max_age_ms = u64::try_from(max_age.as_millis()).unwrap();
+    // Housekeeping (which trims) runs every tenth of the retention.
+    config.claim_retention = Duration::from_millis(500);
+    config
+}
+
+/// The actions of every event kept, oldest first.
+async fn kept(manager: &TestManager) -> Vec<String> {
+    let mut audit = AuditClient::new(manager.channel().await);
+    all_events(&mut audit)
+        .await
+        .iter()
+        .map(|e| format!("{} {}", e.action, e.object_id))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_redis_the_trail_is_trimmed_by_count_and_by_age_for_every_manager() {
+    init();
+    let redis = TestRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "ab".repeat(32);
+    // By count: the newest three, on the manager that wrote them and on
+    // one started after.
+    let config = shallow(
+        redis_config(&dir.path().join("m1"), &redis, &secret),
+        3,
+        Duration::from_secs(3600),
+    );
+    let manager = TestManager::start_with(config).await;
+    let mut api = Clients::new(manager.channel().await);
+    for i in 0..8 {
+        api.create_profile(&format!("p{i}"), &[("compute.vcpu", "1")])
+            .await;
+    }
+    let newest: Vec<String> = (5..8).map(|i| format!("profile.create p{i}")).collect();
+    eventually("trimmed to three", || {
+        let manager = &manager;
+        let newest = newest.clone();
+        async move { (kept(manager).await == newest).then_some(()) }
+    })
+    .await;
+    let second = TestManager::start_with(shallow(
+        redis_config(&dir.path().join("m2"), &redis, &secret),
+        3,
+        Duration::from_secs(3600),
+    ))
+    .await;
+    assert_eq!(kept(&second).await, newest, "trimmed in Redis too");
+    second.stop().await;
+    manager.stop().await;
+
+    // By age: with a limit of three seconds, what was recorded before goes.
+    let config = shallow(
+        redis_config(&dir.path().join("m1"), &redis, &secret),
+        1000,
+        Duration::from_secs(3),
+    );
+    let manager = TestManager::start_with(config).await;
+    eventually("everything older than three seconds is gone", || {
+        let manager = &manager;
+        async move { kept(manager).await.is_empty().then_some(()) }
+    })
+    .await;
+    let mut api = Clients::new(manager.channel().await);
+    api.create_profile("fresh", &[("compute.vcpu", "1")]).await;
+    assert_eq!(
+        kept(&manager).await,
+        vec!["profile.create fresh".to_owned()]
+    );
+    manager.stop().await;
 }

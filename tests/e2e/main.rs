@@ -26,6 +26,7 @@ mod grpcurl;
 mod hostile_input;
 mod limits;
 mod logs;
+mod loki;
 mod maintenance;
 mod metrics;
 mod paging;

@@ -132,6 +132,44 @@ async fn a_scrape_shows_the_calls_claims_capacity_and_liveness() {
         "OpenMetrics ends with EOF"
     );
 
+    // Every line is a comment the format knows or a sample: a metric
+    // name, labels in braces, a number.
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(comment) = line.strip_prefix("# ") {
+            let word = comment.split(' ').next().unwrap_or_default();
+            assert!(["TYPE", "HELP", "UNIT", "EOF"].contains(&word), "{line}");
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("a sample has a value");
+        assert!(value.parse::<f64>().is_ok() || value == "+Inf", "{line}");
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.starts_with("theia_")
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{line}"
+        );
+        if let Some(labels) = series.strip_prefix(name) {
+            assert!(
+                labels.is_empty() || (labels.starts_with('{') && labels.ends_with('}')),
+                "{line}"
+            );
+        }
+    }
+    // The counters move as the scenario goes on.
+    api.create_claim(spec("acme", "small", 1)).await.unwrap();
+    let (_, later) = get(metrics, "/metrics").await;
+    assert_eq!(
+        sample(
+            &later,
+            "theia_rpc_duration_seconds_count{service=\"theia.v1.ClaimService\",method=\"CreateClaim\",code=\"Ok\"}"
+        ),
+        Some(2.0)
+    );
+    assert!(
+        sample(&later, "theia_store_commit_duration_seconds_count").unwrap() > commits,
+        "{later}"
+    );
+
     let (status, _) = get(metrics, "/other").await;
     assert!(status.contains("404"), "{status}");
     agent.stop().await;
