@@ -37,6 +37,23 @@ use tokio::task::JoinSet;
 
 pub use config::{ManagerConfig, Secret, TlsFiles};
 pub use connectors::loki::Loki;
+pub use connectors::sentry::init as sentry_init;
+
+/// The layers that send error lines to Sentry (as events) with the info
+/// and warning lines before them (as breadcrumbs), for
+/// [`theia::config::init_logging_with`].
+pub fn sentry_layer() -> theia::config::ExtraLayer {
+    use sentry::integrations::tracing::{BreadcrumbLayer, ErrorLayer};
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::filter::LevelFilter;
+    let layers: Vec<theia::config::ExtraLayer> = vec![
+        ErrorLayer::new().with_filter(LevelFilter::ERROR).boxed(),
+        BreadcrumbLayer::new()
+            .with_filter(LevelFilter::INFO)
+            .boxed(),
+    ];
+    Box::new(layers)
+}
 
 use crate::app::App;
 use crate::ledger::Ledger;

@@ -30,6 +30,9 @@ struct Args {
     /// X-Scope-OrgID for a multi-tenant Loki [default: none].
     #[arg(long)]
     loki_tenant: Option<String>,
+    /// The Sentry DSN to send errors and panics to [default: none].
+    #[arg(long)]
+    sentry_dsn: Option<String>,
     /// PEM file of the certificate (chain) to serve TLS with.
     #[arg(long)]
     tls_cert: Option<String>,
@@ -123,6 +126,7 @@ impl Args {
             ("metrics_listen", &self.metrics_listen),
             ("loki_url", &self.loki_url),
             ("loki_tenant", &self.loki_tenant),
+            ("sentry_dsn", &self.sentry_dsn),
             ("tls_cert", &self.tls_cert),
             ("tls_key", &self.tls_key),
             ("insecure", &self.insecure.then(|| "true".to_owned())),
@@ -199,7 +203,23 @@ async fn shutdown_signal() {
 async fn main_inner(args: Args) -> anyhow::Result<()> {
     let flags = args.flags();
     let config = load(&LoadOptions::from_process(args.config, flags))?;
-    theia::config::init_logging(&config)?;
+    // Before logging, so that error lines reach Sentry; kept until exit,
+    // when what is queued is sent.
+    let sentry = match config.opt_string("sentry_dsn")?.filter(|s| !s.is_empty()) {
+        Some(dsn) => Some(theia_manager::sentry_init(&dsn).map_err(|reason| {
+            theia::config::ConfigError::Invalid {
+                key: "sentry_dsn".to_owned(),
+                origin: config
+                    .source("sentry_dsn")
+                    .cloned()
+                    .unwrap_or(theia::config::Source::Default),
+                reason,
+            }
+        })?),
+        None => None,
+    };
+    let extra = sentry.as_ref().map(|_| theia_manager::sentry_layer());
+    theia::config::init_logging_with(&config, extra)?;
     for (key, source) in config.unknown_keys() {
         tracing::warn!(%key, %source, "unknown configuration key; ignored");
     }

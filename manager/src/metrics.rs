@@ -264,19 +264,26 @@ impl Metrics {
             .inc_by(dropped.saturating_sub(self.audit_dropped.get()));
         self.audit_queued
             .set(i64::try_from(app.trail.queued()).unwrap_or(i64::MAX));
-        if app.config.loki.is_some() {
-            let loki = Connector {
-                connector: "loki".to_owned(),
+        let connectors = [
+            ("loki", app.config.loki.is_some(), &*app.loki),
+            (
+                "sentry",
+                app.config.sentry_dsn.is_some(),
+                &**crate::connectors::sentry::STATS,
+            ),
+        ];
+        for (name, _, stats) in connectors.into_iter().filter(|(_, on, _)| *on) {
+            let labels = Connector {
+                connector: name.to_owned(),
             };
-            let stats = &app.loki;
             let load =
                 |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
             self.connector_queued
-                .get_or_create(&loki)
+                .get_or_create(&labels)
                 .set(i64::try_from(load(&stats.queued)).unwrap_or(i64::MAX));
-            let sent = self.connector_sent.get_or_create(&loki);
+            let sent = self.connector_sent.get_or_create(&labels);
             sent.inc_by(load(&stats.sent).saturating_sub(sent.get()));
-            let dropped = self.connector_dropped.get_or_create(&loki);
+            let dropped = self.connector_dropped.get_or_create(&labels);
             dropped.inc_by(load(&stats.dropped).saturating_sub(dropped.get()));
         }
         let mut text = String::new();

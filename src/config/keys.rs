@@ -70,6 +70,12 @@ pub const KEYS: &[KeySpec] = &[
         "the X-Scope-OrgID sent to a multi-tenant Loki; empty: none",
     ),
     key(
+        "sentry_dsn",
+        None,
+        "theia-manager",
+        "the Sentry DSN errors and panics are sent to; empty: none",
+    ),
+    key(
         "tls_cert",
         None,
         "theia-manager",

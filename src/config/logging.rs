@@ -6,8 +6,21 @@
 
 use super::{Config, ConfigError};
 
+/// A layer that sees every log line besides the writer (Sentry's).
+pub type ExtraLayer =
+    Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+
 /// Installs the process's log writer as `config` says; once, at start.
 pub fn init_logging(config: &Config) -> Result<(), ConfigError> {
+    init_logging_with(config, None)
+}
+
+/// The same, with `extra` beside the writer: it sees every line the `log`
+/// filter lets through.
+pub fn init_logging_with(config: &Config, extra: Option<ExtraLayer>) -> Result<(), ConfigError> {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let invalid = |key: &str, reason: String| ConfigError::Invalid {
         key: key.to_owned(),
         origin: config
@@ -19,27 +32,30 @@ pub fn init_logging(config: &Config) -> Result<(), ConfigError> {
     let filter = config.string("log")?;
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .map_err(|e| invalid("log", format!("{filter:?} is not a log filter: {e}")))?;
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.string("log_format")?.as_str() {
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let writer: ExtraLayer = match config.string("log_format")?.as_str() {
         "text" => logs
             .with_ansi(
                 std::io::IsTerminal::is_terminal(&std::io::stderr())
                     && std::env::var_os("NO_COLOR").is_none(),
             )
-            .init(),
+            .boxed(),
         "json" => logs
             .json()
             .with_current_span(true)
             .with_span_list(false)
-            .init(),
+            .boxed(),
         other => {
             return Err(invalid(
                 "log_format",
                 format!("{other:?} is not a log format; use text or json"),
             ));
         }
-    }
+    };
+    let mut layers = vec![writer];
+    layers.extend(extra);
+    tracing_subscriber::registry()
+        .with(layers.with_filter(filter))
+        .init();
     Ok(())
 }

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 
 pub use keys::{HORAO_ALIASES, KEYS, KeySpec, env_var, spec};
 pub use load::{LoadOptions, load};
-pub use logging::init_logging;
+pub use logging::{ExtraLayer, init_logging, init_logging_with};
 pub use source::Source;
 pub use value::Value;
 

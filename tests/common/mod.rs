@@ -6,9 +6,11 @@
 mod hand_agent;
 mod pki;
 mod raw;
+mod receiver;
 pub use hand_agent::HandAgent;
 pub use pki::TestPki;
 pub use raw::raw_unary;
+pub use receiver::Receiver;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

@@ -2,73 +2,36 @@
 //! push API (snappy-compressed protobuf) and fails its first push: the
 //! trail arrives, retried, with its labels, and a dead Loki holds nothing up.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
 use loki_api::logproto::PushRequest;
 use loki_api::prost::Message as _;
 use theia::api::v1;
 
 use crate::common::*;
 
-/// What the stand-in was sent: each push's headers and request, and how
-/// many it refused.
-#[derive(Default)]
-struct Received {
-    pushes: Vec<(hyper::HeaderMap, PushRequest)>,
-    refused: usize,
+/// A Loki stand-in that refuses the first push (503) and takes the rest.
+async fn loki() -> Receiver {
+    Receiver::start(|n| if n == 0 { 503 } else { 204 }).await
 }
 
-/// A Loki stand-in on 127.0.0.1 that answers 503 to the first push and
-/// 204 to the rest; its address and what it received.
-async fn loki() -> (std::net::SocketAddr, Arc<Mutex<Received>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let received = Arc::new(Mutex::new(Received::default()));
-    let seen = received.clone();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    move |req: hyper::Request<hyper::body::Incoming>| {
-                        let seen = seen.clone();
-                        async move {
-                            assert_eq!(req.uri().path(), "/loki/api/v1/push");
-                            let headers = req.headers().clone();
-                            let body = req.into_body().collect().await.unwrap().to_bytes();
-                            let raw = snap::raw::Decoder::new()
-                                .decompress_vec(&body)
-                                .expect("snappy");
-                            let push = PushRequest::decode(raw.as_slice()).expect("a PushRequest");
-                            let mut seen = seen.lock().unwrap();
-                            let status = if seen.refused == 0 {
-                                seen.refused += 1;
-                                503
-                            } else {
-                                seen.pushes.push((headers, push));
-                                204
-                            };
-                            Ok::<_, std::convert::Infallible>(
-                                hyper::Response::builder()
-                                    .status(status)
-                                    .body(Full::new(Bytes::new()))
-                                    .unwrap(),
-                            )
-                        }
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    (addr, received)
+/// Each push the stand-in took, decoded independently of the manager:
+/// snappy, then the `PushRequest` protobuf.
+fn pushes(loki: &Receiver) -> Vec<(hyper::HeaderMap, PushRequest)> {
+    loki.received()
+        .into_iter()
+        .filter(|r| r.status == 204)
+        .map(|r| {
+            assert_eq!(r.path, "/loki/api/v1/push");
+            let raw = snap::raw::Decoder::new()
+                .decompress_vec(&r.body)
+                .expect("snappy");
+            (
+                r.headers,
+                PushRequest::decode(raw.as_slice()).expect("a PushRequest"),
+            )
+        })
+        .collect()
 }
 
 /// What `GET /metrics` answers at `addr`, headers and all.
@@ -86,7 +49,8 @@ async fn scrape(addr: std::net::SocketAddr) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_trail_reaches_loki_labelled_and_retried() {
     init();
-    let (addr, received) = loki().await;
+    let loki = loki().await;
+    let addr = loki.addr;
     let dir = tempfile::tempdir().unwrap();
     let mut config = fast_config(dir.path());
     config.loki =
@@ -96,10 +60,9 @@ async fn the_trail_reaches_loki_labelled_and_retried() {
     let mut api = Clients::new(manager.channel().await);
     api.create_tenant("acme", &[]).await;
     let line = eventually("the tenant's creation reaches Loki", || {
-        let received = received.clone();
+        let pushed = pushes(&loki);
         async move {
-            let received = received.lock().unwrap();
-            received.pushes.iter().find_map(|(headers, push)| {
+            pushed.iter().find_map(|(headers, push)| {
                 assert_eq!(headers["content-type"], "application/x-protobuf");
                 assert_eq!(headers["x-scope-orgid"], "ops");
                 push.streams
@@ -120,8 +83,8 @@ async fn the_trail_reaches_loki_labelled_and_retried() {
     assert_eq!(event["actor"], "admin");
     assert_eq!(event["object_id"], "acme");
     assert_eq!(
-        received.lock().unwrap().refused,
-        1,
+        loki.received()[0].status,
+        503,
         "the first push was refused, and retried"
     );
     // Nothing was left out, and the metrics say what was sent.

@@ -37,6 +37,7 @@ mod redis_store;
 mod redis_tls;
 mod reports;
 mod restart;
+mod sentry;
 mod tls;
 mod tour;
 mod watch;
