@@ -160,6 +160,13 @@ impl App {
         window: Window,
         now: u64,
     ) -> theia::scheduler::Outcome {
+        let _span = tracing::info_span!(
+            "schedule",
+            tenant = %spec.tenant,
+            units = spec.count,
+            explain = !placed
+        )
+        .entered();
         let mut rotation = self.rotation.lock().unwrap_or_else(|e| e.into_inner());
         let decide = if placed {
             theia::scheduler::place_seeded
@@ -192,6 +199,13 @@ impl App {
         first: Window,
         now: u64,
     ) -> Result<theia::scheduler::Found, Box<theia::scheduler::NoSlot>> {
+        let _span = tracing::info_span!(
+            "schedule_earliest",
+            tenant = %spec.tenant,
+            units = spec.count,
+            explain = !placed
+        )
+        .entered();
         let mut rotation = self.rotation.lock().unwrap_or_else(|e| e.into_inner());
         let planning = u64::try_from(self.config.planning_window.as_millis()).unwrap_or(u64::MAX);
         let candidates = self.candidates(books);

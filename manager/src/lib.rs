@@ -37,6 +37,7 @@ use tokio::task::JoinSet;
 
 pub use config::{ManagerConfig, Secret, TlsFiles};
 pub use connectors::loki::Loki;
+pub use connectors::otlp::init as otlp_init;
 pub use connectors::sentry::init as sentry_init;
 
 /// The layers that send error lines to Sentry (as events) with the info

@@ -33,6 +33,10 @@ struct Args {
     /// The Sentry DSN to send errors and panics to [default: none].
     #[arg(long)]
     sentry_dsn: Option<String>,
+    /// An OTLP/gRPC collector or Elastic APM Server for trace spans, like
+    /// http://127.0.0.1:4317 [default: none].
+    #[arg(long)]
+    otlp_endpoint: Option<String>,
     /// PEM file of the certificate (chain) to serve TLS with.
     #[arg(long)]
     tls_cert: Option<String>,
@@ -127,6 +131,7 @@ impl Args {
             ("loki_url", &self.loki_url),
             ("loki_tenant", &self.loki_tenant),
             ("sentry_dsn", &self.sentry_dsn),
+            ("otlp_endpoint", &self.otlp_endpoint),
             ("tls_cert", &self.tls_cert),
             ("tls_key", &self.tls_key),
             ("insecure", &self.insecure.then(|| "true".to_owned())),
@@ -218,12 +223,39 @@ async fn main_inner(args: Args) -> anyhow::Result<()> {
         })?),
         None => None,
     };
-    let extra = sentry.as_ref().map(|_| theia_manager::sentry_layer());
+    let otlp = match config
+        .opt_string("otlp_endpoint")?
+        .filter(|s| !s.is_empty())
+    {
+        Some(endpoint) => Some(theia_manager::otlp_init(&endpoint).map_err(|reason| {
+            theia::config::ConfigError::Invalid {
+                key: "otlp_endpoint".to_owned(),
+                origin: config
+                    .source("otlp_endpoint")
+                    .cloned()
+                    .unwrap_or(theia::config::Source::Default),
+                reason,
+            }
+        })?),
+        None => None,
+    };
+    let mut extra: Vec<theia::config::ExtraLayer> = Vec::new();
+    extra.extend(sentry.as_ref().map(|_| theia_manager::sentry_layer()));
+    let provider = otlp.map(|(provider, layer)| {
+        extra.push(layer);
+        provider
+    });
+    let extra = (!extra.is_empty()).then(|| Box::new(extra) as theia::config::ExtraLayer);
     theia::config::init_logging_with(&config, extra)?;
     for (key, source) in config.unknown_keys() {
         tracing::warn!(%key, %source, "unknown configuration key; ignored");
     }
-    run(ManagerConfig::from_config(&config)?, shutdown_signal()).await
+    let ran = run(ManagerConfig::from_config(&config)?, shutdown_signal()).await;
+    if let Some(provider) = provider {
+        // The spans still queued go out now, within the SDK's own bound.
+        let _ = tokio::task::spawn_blocking(move || provider.shutdown()).await;
+    }
+    ran
 }
 
 fn main() -> ExitCode {

@@ -150,7 +150,11 @@ async fn write_all(store: &Store, rx: &mut mpsc::UnboundedReceiver<Job>, app: &W
             .flat_map(|j| std::mem::take(&mut j.deletes))
             .collect();
         let started = std::time::Instant::now();
-        let written = store.write(batches, deletes).await;
+        let written = {
+            use tracing::Instrument as _;
+            let span = tracing::info_span!("store_commit", jobs = group.len());
+            store.write(batches, deletes).instrument(span).await
+        };
         if let Some(app) = app.upgrade() {
             app.metrics.commit(group.len(), started.elapsed());
         }

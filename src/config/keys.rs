@@ -76,6 +76,12 @@ pub const KEYS: &[KeySpec] = &[
         "the Sentry DSN errors and panics are sent to; empty: none",
     ),
     key(
+        "otlp_endpoint",
+        None,
+        "theia-manager",
+        "an OpenTelemetry collector or Elastic APM Server (OTLP over gRPC) to send a trace span per call, decision and store commit to, like http://127.0.0.1:4317; empty: none",
+    ),
+    key(
         "tls_cert",
         None,
         "theia-manager",

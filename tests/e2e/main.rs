@@ -29,6 +29,7 @@ mod logs;
 mod loki;
 mod maintenance;
 mod metrics;
+mod otlp;
 mod paging;
 mod placement;
 mod python_sdk;

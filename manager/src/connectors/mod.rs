@@ -5,6 +5,7 @@
 
 pub mod http;
 pub mod loki;
+pub mod otlp;
 pub mod sentry;
 
 use std::sync::atomic::{AtomicU64, Ordering};
