@@ -443,6 +443,47 @@ async fn a_maintenance_forced_through_another_manager_moves_the_claim_on_the_age
     })
     .await;
     assert!(!moved.at_risk);
+    // The move is in a's audit trail too, recorded by b, as b's admin did it.
+    let b_id = on_b
+        .cluster
+        .get_cluster_status(v1::GetClusterStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .manager_id;
+    let replaced = eventually("a's trail holds b's claim.replace", || {
+        let channel = a.channel();
+        async move {
+            v1::audit_service_client::AuditServiceClient::new(channel.await)
+                .list_events(v1::ListEventsRequest {
+                    filter: Some(v1::EventFilter {
+                        action: "claim.replace".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner()
+                .events
+                .into_iter()
+                .next()
+        }
+    })
+    .await;
+    assert_eq!(
+        (
+            replaced.object_id.as_str(),
+            replaced.actor.as_str(),
+            replaced.manager.as_str()
+        ),
+        (claim.id.as_str(), "admin", b_id.as_str())
+    );
+    assert!(
+        replaced.message.contains("dc-1") && replaced.message.contains("dc-2"),
+        "{}",
+        replaced.message
+    );
     one.stop().await;
     two.stop().await;
     a.stop().await;

@@ -45,6 +45,34 @@ async fn lying_or_stale_reports_are_not_believed_and_a_shrunk_total_is_shown() {
     agent.report(2, &[("compute.vcpu", 16, 20, Some(0))]).await;
     let dc = after(&api, 1).await;
     assert_eq!(class(&dc, "compute.vcpu").reported_free, "16");
+    // The refusal is in the audit trail, by the agent, with why.
+    let refusal = eventually("the refused report is an event", || {
+        let channel = manager.channel();
+        async move {
+            let page = v1::audit_service_client::AuditServiceClient::new(channel.await)
+                .list_events(v1::ListEventsRequest {
+                    filter: Some(v1::EventFilter {
+                        action: "report.refuse".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            page.events.into_iter().next()
+        }
+    })
+    .await;
+    assert_eq!(
+        (
+            refusal.actor.as_str(),
+            refusal.object_id.as_str(),
+            refusal.code
+        ),
+        ("agent-dc-r", "dc-r", tonic::Code::InvalidArgument as u32)
+    );
+    assert!(refusal.message.contains("free"), "{}", refusal.message);
     // A class twice.
     agent
         .report(

@@ -221,8 +221,12 @@ impl Api {
             // On a task of its own: a client that gives up half-way (a
             // deadline, a reset stream) never leaves a stored maintenance
             // with the claims it displaces not yet moved.
+            // It acts in this call: what it commits names this caller.
             let (api, req, who) = (self.clone(), req.clone(), who.clone());
-            let once = tokio::spawn(async move { api.create_maintenance_once(&req, &who).await });
+            let call = crate::audit::current();
+            let once = tokio::spawn(crate::audit::serve(call, async move {
+                api.create_maintenance_once(&req, &who).await
+            }));
             let outcome = once.await.unwrap_or_else(|e| {
                 Err(ApiError::Aborted(format!(
                     "the maintenance task ended: {e}"
