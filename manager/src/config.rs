@@ -21,6 +21,9 @@ pub struct ManagerConfig {
     /// The Sentry DSN errors and panics go to (set up by the binary, at
     /// start, before logging); none when `None`.
     pub sentry_dsn: Option<String>,
+    /// The OTLP collector trace spans go to (set up by the binary, at
+    /// start, before logging); none when `None`.
+    pub otlp_endpoint: Option<String>,
     /// Where the embedded store keeps its data.
     pub data_dir: PathBuf,
     /// This manager's id; generated once and kept in `data_dir` when `None`.
@@ -261,6 +264,7 @@ impl ManagerConfig {
             metrics_listen,
             loki,
             sentry_dsn: c.opt_string("sentry_dsn")?.filter(|s| !s.is_empty()),
+            otlp_endpoint: c.opt_string("otlp_endpoint")?.filter(|s| !s.is_empty()),
             data_dir: PathBuf::from(c.string("data_dir")?),
             manager_id: c.opt_string("manager_id")?.filter(|s| !s.is_empty()),
             clock_offset: Duration::from_secs_f64(c.f64("clock_offset")?),

@@ -271,6 +271,11 @@ impl Metrics {
                 app.config.sentry_dsn.is_some(),
                 &**crate::connectors::sentry::STATS,
             ),
+            (
+                "otlp",
+                app.config.otlp_endpoint.is_some(),
+                &**crate::connectors::otlp::STATS,
+            ),
         ];
         for (name, _, stats) in connectors.into_iter().filter(|(_, on, _)| *on) {
             let labels = Connector {

@@ -70,9 +70,11 @@ fn spans(collector: &Collector) -> Vec<Span> {
     out
 }
 
-/// The real manager binary sending spans to `endpoint`, on a free port.
-fn manager(dir: &std::path::Path, endpoint: &str) -> (Child, String) {
+/// The real manager binary sending spans to `endpoint`, on a free port,
+/// with its metrics on another; `env` for the SDK's variables.
+fn manager(dir: &std::path::Path, endpoint: &str, env: &[(&str, &str)]) -> (Child, String, String) {
     let addr = format!("127.0.0.1:{}", free_port());
+    let metrics = format!("127.0.0.1:{}", free_port());
     let mut command = std::process::Command::new(bin_dir().join("theia-manager"));
     command
         .args([
@@ -83,12 +85,31 @@ fn manager(dir: &std::path::Path, endpoint: &str) -> (Child, String) {
             "--insecure",
             "--otlp-endpoint",
             endpoint,
+            "--metrics-listen",
+            &metrics,
         ])
-        // The SDK's own knob: export every 200 ms rather than every 5 s.
-        .env("OTEL_BSP_SCHEDULE_DELAY", "200");
+        // The SDK's own knob: export every 200 ms rather than every second.
+        .env("OTEL_BSP_SCHEDULE_DELAY", "200")
+        .envs(env.iter().copied());
     let (child, _) = spawn_command_until(command, "serving");
     remember_admin_token(&addr, &read_admin_token(&dir.join("admin.token")));
-    (child, addr)
+    (child, addr, metrics)
+}
+
+/// The value of the connector's `series` (`sent`, `dropped`) on the
+/// manager's metrics at `addr`.
+async fn counter(addr: &str, series: &str) -> u64 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).await.unwrap();
+    let prefix = format!("theia_connector_{series}_total{{connector=\"otlp\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in {text}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,7 +125,7 @@ async fn spans_of_calls_decisions_and_commits_reach_the_collector() {
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
     let dir = tempfile::tempdir().unwrap();
-    let (_manager, addr) = manager(dir.path(), &endpoint);
+    let (_manager, addr, metrics) = manager(dir.path(), &endpoint, &[]);
     let mut api = Clients::new(channel_to(&addr).await);
     api.create_tenant("acme", &[("compute.vcpu", "4")]).await;
     let refused = api
@@ -158,6 +179,46 @@ async fn spans_of_calls_decisions_and_commits_reach_the_collector() {
             .any(|(k, v)| k == "request_id" && !v.is_empty()),
         "{create:?}"
     );
+    assert!(counter(&metrics, "sent").await > 0);
+    assert_eq!(counter(&metrics, "dropped").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_collector_holds_nothing_up_and_what_does_not_fit_is_counted() {
+    init();
+    // Takes connections and never says a word: every export hangs.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", silent.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            open.push(stream);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (_manager, addr, metrics) = manager(
+        dir.path(),
+        &endpoint,
+        &[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "4"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "2"),
+        ],
+    );
+    let mut api = Clients::new(channel_to(&addr).await);
+    for i in 0..20 {
+        api.create_tenant(&format!("t{i}"), &[]).await;
+    }
+    let tenants = api
+        .tenants
+        .list_tenants(v1::ListTenantsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(tenants.tenants.len(), 20);
+    // Forty calls and commits or more, a queue of four: most were dropped.
+    let dropped = counter(&metrics, "dropped").await;
+    assert!(dropped >= 20, "{dropped}");
+    held.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -165,7 +226,7 @@ async fn with_no_collector_there_the_manager_serves_as_ever() {
     init();
     let dir = tempfile::tempdir().unwrap();
     let nobody = format!("http://127.0.0.1:{}", free_port());
-    let (_manager, addr) = manager(dir.path(), &nobody);
+    let (_manager, addr, _) = manager(dir.path(), &nobody, &[]);
     let mut api = Clients::new(channel_to(&addr).await);
     for i in 0..20 {
         api.create_tenant(&format!("t{i}"), &[]).await;

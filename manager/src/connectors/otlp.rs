@@ -3,23 +3,45 @@
 //! its method, request id and caller), every scheduling decision and every
 //! store commit, exported in batches.
 //!
-//! The SDK's batch processor keeps a bounded queue of finished spans and
-//! exports from a thread of its own, so a slow or dead collector never
-//! slows the manager: spans that do not fit are dropped (the SDK logs how
-//! many when it shuts down).
+//! Finished spans wait in a bounded queue of the manager's own, and a task
+//! exports them in batches, so a slow or dead collector never slows the
+//! manager: spans that do not fit are dropped and counted. The SDK's
+//! variables size it: `OTEL_BSP_MAX_QUEUE_SIZE` (2048),
+//! `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` (512) and `OTEL_BSP_SCHEDULE_DELAY`
+//! (1000 ms).
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig as _;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter as _, SpanProcessor};
 use theia::config::ExtraLayer;
+use tokio::sync::mpsc;
 use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::LevelFilter;
+
+use super::Stats;
+
+/// What the OTLP connector did, for the metrics.
+pub static STATS: LazyLock<Arc<Stats>> = LazyLock::new(Arc::default);
+
+/// A number from the environment variable `key`, else `default`.
+fn setting(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(default)
+}
 
 /// Starts exporting spans to the collector at `endpoint`
 /// (`http://host:4317`); the layer turns the manager's spans into OTLP
 /// spans, and the provider must be shut down at exit to send the last.
-/// Call it inside the Tokio runtime: the gRPC channel runs on it.
+/// Call it inside the Tokio runtime: the export runs on it.
 pub fn init(endpoint: &str) -> Result<(SdkTracerProvider, ExtraLayer), String> {
     let uri: hyper::Uri = endpoint
         .parse()
@@ -29,7 +51,7 @@ pub fn init(endpoint: &str) -> Result<(SdkTracerProvider, ExtraLayer), String> {
             "{endpoint:?} is not an http:// URL of an OTLP/gRPC collector such as http://127.0.0.1:4317"
         ));
     }
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
+    let mut exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
         .with_endpoint(endpoint)
         .build()
@@ -41,8 +63,10 @@ pub fn init(endpoint: &str) -> Result<(SdkTracerProvider, ExtraLayer), String> {
             env!("CARGO_PKG_VERSION"),
         ))
         .build();
+    exporter.set_resource(&resource);
+    let processor = Queued::start(exporter);
     let provider = SdkTracerProvider::builder()
-        .with_batch_exporter(exporter)
+        .with_span_processor(processor)
         .with_resource(resource)
         .build();
     let tracer = provider.tracer("theia-manager");
@@ -51,4 +75,91 @@ pub fn init(endpoint: &str) -> Result<(SdkTracerProvider, ExtraLayer), String> {
         .with_filter(LevelFilter::INFO)
         .boxed();
     Ok((provider, layer))
+}
+
+/// Finished spans into a bounded queue; a task exports them in batches.
+#[derive(Debug)]
+struct Queued {
+    queue: Mutex<Option<mpsc::Sender<SpanData>>>,
+    done: Arc<tokio::sync::Notify>,
+}
+
+impl Queued {
+    fn start(exporter: opentelemetry_otlp::SpanExporter) -> Self {
+        let capacity = setting("OTEL_BSP_MAX_QUEUE_SIZE", 2048);
+        let batch = setting("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512);
+        let delay = Duration::from_millis(setting("OTEL_BSP_SCHEDULE_DELAY", 1000) as u64);
+        let (queue, mut intake) = mpsc::channel(capacity);
+        let done = Arc::new(tokio::sync::Notify::new());
+        let finished = done.clone();
+        tokio::spawn(async move {
+            let mut spans = Vec::with_capacity(batch);
+            loop {
+                let more = tokio::time::timeout(delay, intake.recv_many(&mut spans, batch)).await;
+                let closed = matches!(more, Ok(0));
+                if !spans.is_empty() {
+                    let n = spans.len() as u64;
+                    match exporter.export(std::mem::take(&mut spans)).await {
+                        Ok(()) => STATS.sent.fetch_add(n, Ordering::Relaxed),
+                        Err(_) => STATS.dropped.fetch_add(n, Ordering::Relaxed),
+                    };
+                }
+                STATS
+                    .queued
+                    .store((capacity - intake.capacity()) as u64, Ordering::Relaxed);
+                if closed {
+                    break;
+                }
+            }
+            finished.notify_one();
+        });
+        Self {
+            queue: Mutex::new(Some(queue)),
+            done,
+        }
+    }
+}
+
+impl SpanProcessor for Queued {
+    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        let queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let taken = queue.as_ref().is_some_and(|q| q.try_send(span).is_ok());
+        if !taken {
+            STATS.drop_some(1);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        // Closing the queue has the task export what is left, then stop.
+        let closed = self.queue.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if closed.is_none() {
+            return Ok(());
+        }
+        drop(closed);
+        let done = self.done.clone();
+        let waited = std::thread::scope(|s| {
+            s.spawn(|| {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_time()
+                    .build()
+                else {
+                    return false;
+                };
+                rt.block_on(async { tokio::time::timeout(timeout, done.notified()).await.is_ok() })
+            })
+            .join()
+            .unwrap_or(false)
+        });
+        if waited {
+            Ok(())
+        } else {
+            Err(opentelemetry_sdk::error::OTelSdkError::Timeout(timeout))
+        }
+    }
 }
