@@ -10,7 +10,7 @@ mod receiver;
 pub use hand_agent::HandAgent;
 pub use pki::TestPki;
 pub use raw::raw_unary;
-pub use receiver::Receiver;
+pub use receiver::{Receiver, Silent, http_get};
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -452,6 +452,40 @@ impl Clients {
             async move { api.dc(id).await.filter(|d| d.liveness == liveness as i32) }
         })
         .await
+    }
+
+    /// Waits until datacenter `id` has reported its inventory.
+    pub async fn wait_reported(&self, id: &str) -> v1::Datacenter {
+        eventually(&format!("{id} reports"), || {
+            let mut api = self.clone();
+            async move { api.dc(id).await.filter(|d| !d.capacity.is_empty()) }
+        })
+        .await
+    }
+
+    /// Waits until claim `id` is in `state`.
+    pub async fn wait_state(&self, id: &str, state: v1::ClaimState) -> v1::Claim {
+        eventually(&format!("{id} is {}", state.as_str_name()), || {
+            let mut api = self.clone();
+            async move { Some(api.claim(id).await).filter(|c| c.state == state as i32) }
+        })
+        .await
+    }
+
+    /// The names of every tenant (one page).
+    pub async fn tenant_names(&mut self) -> Vec<String> {
+        self.tenants
+            .list_tenants(v1::ListTenantsRequest {
+                page_size: 1000,
+                ..Default::default()
+            })
+            .await
+            .expect("list tenants")
+            .into_inner()
+            .tenants
+            .into_iter()
+            .map(|t| t.name)
+            .collect()
     }
 
     /// Waits until datacenter `id` shows `total` of `class`: its report was

@@ -63,18 +63,9 @@ async fn a_scenario_leaves_exactly_its_events_with_their_actors() {
         "compute.vcpu=8",
         dir.path().join("a"),
     );
-    eventually("dc-a reports", || {
-        let mut api = api.clone();
-        async move { api.dc("dc-a").await.filter(|d| !d.capacity.is_empty()) }
-    })
-    .await;
+    api.wait_reported("dc-a").await;
     let claim = api.create_claim(spec("acme", "small", 1)).await.unwrap();
-    eventually("the claim is active", || {
-        let mut api = api.clone();
-        let id = claim.id.clone();
-        async move { (api.claim(&id).await.state == v1::ClaimState::Active as i32).then_some(()) }
-    })
-    .await;
+    api.wait_state(&claim.id, v1::ClaimState::Active).await;
     api.claims
         .release_claim(v1::ReleaseClaimRequest {
             id: claim.id.clone(),

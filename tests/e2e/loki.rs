@@ -2,11 +2,8 @@
 //! push API (snappy-compressed protobuf) and fails its first push: the
 //! trail arrives, retried, with its labels, and a dead Loki holds nothing up.
 
-use std::sync::Arc;
-
 use loki_api::logproto::PushRequest;
 use loki_api::prost::Message as _;
-use theia::api::v1;
 
 use crate::common::*;
 
@@ -32,18 +29,6 @@ fn pushes(loki: &Receiver) -> Vec<(hyper::HeaderMap, PushRequest)> {
             )
         })
         .collect()
-}
-
-/// What `GET /metrics` answers at `addr`, headers and all.
-async fn scrape(addr: std::net::SocketAddr) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).await.unwrap();
-    text
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,7 +73,7 @@ async fn the_trail_reaches_loki_labelled_and_retried() {
         "the first push was refused, and retried"
     );
     // Nothing was left out, and the metrics say what was sent.
-    let text = scrape(manager.metrics.unwrap()).await;
+    let text = http_get(manager.metrics.unwrap(), "/metrics").await.1;
     assert!(
         text.contains("theia_connector_dropped_total{connector=\"loki\"} 0"),
         "{text}"
@@ -103,18 +88,8 @@ async fn the_trail_reaches_loki_labelled_and_retried() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_loki_that_never_answers_holds_nothing_up() {
     init();
-    // Accepts connections and never says a word.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = silent.local_addr().unwrap();
-    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let count = accepted.clone();
-    let held = tokio::spawn(async move {
-        let mut open = Vec::new();
-        while let Ok((stream, _)) = silent.accept().await {
-            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            open.push(stream);
-        }
-    });
+    let silent = Silent::start().await;
+    let addr = silent.addr;
     let dir = tempfile::tempdir().unwrap();
     let mut config = fast_config(dir.path());
     let mut loki = theia_manager::Loki::new(&format!("http://{addr}"), None).unwrap();
@@ -125,23 +100,17 @@ async fn a_loki_that_never_answers_holds_nothing_up() {
     let mut api = Clients::new(manager.channel().await);
     api.create_tenant("first", &[]).await;
     eventually("the connector is stuck pushing to the silent Loki", || {
-        let accepted = accepted.clone();
-        async move { (accepted.load(std::sync::atomic::Ordering::SeqCst) > 0).then_some(()) }
+        let accepted = silent.accepted();
+        async move { (accepted > 0).then_some(()) }
     })
     .await;
     // While its push hangs, the manager goes on as ever.
     for i in 0..20 {
         api.create_tenant(&format!("t{i}"), &[]).await;
     }
-    let tenants = api
-        .tenants
-        .list_tenants(v1::ListTenantsRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(tenants.tenants.len(), 21);
+    assert_eq!(api.tenant_names().await.len(), 21);
     // What did not fit its buffer of five was left out, and counted.
-    let text = scrape(manager.metrics.unwrap()).await;
+    let text = http_get(manager.metrics.unwrap(), "/metrics").await.1;
     let dropped = text
         .lines()
         .find_map(|l| l.strip_prefix("theia_connector_dropped_total{connector=\"loki\"} "))
@@ -150,5 +119,4 @@ async fn a_loki_that_never_answers_holds_nothing_up() {
     assert!(dropped >= 15, "{text}");
     // And it stops without waiting for the sink.
     manager.stop().await;
-    held.abort();
 }

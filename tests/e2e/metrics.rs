@@ -1,30 +1,9 @@
 //! Prometheus metrics on `metrics_listen`, scraped from a real manager
 //! after a scenario: the calls it answered, claims, capacity, liveness.
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use theia::api::v1;
 
 use crate::common::*;
-
-/// The body of `GET path` on `addr`, with its status line.
-async fn get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connects");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut answer = String::new();
-    tokio::time::timeout(PATIENCE, stream.read_to_string(&mut answer))
-        .await
-        .expect("an answer in time")
-        .unwrap();
-    let (head, body) = answer.split_once("\r\n\r\n").expect("headers and a body");
-    (
-        head.lines().next().unwrap_or_default().to_owned(),
-        body.to_owned(),
-    )
-}
 
 /// The value of the sample `series` (name and labels, as printed).
 fn sample(text: &str, series: &str) -> Option<f64> {
@@ -50,18 +29,9 @@ async fn a_scrape_shows_the_calls_claims_capacity_and_liveness() {
         "compute.vcpu=8",
         dir.path().join("a"),
     );
-    eventually("dc-a reports", || {
-        let mut api = api.clone();
-        async move { api.dc("dc-a").await.filter(|d| !d.capacity.is_empty()) }
-    })
-    .await;
+    api.wait_reported("dc-a").await;
     let claim = api.create_claim(spec("acme", "small", 1)).await.unwrap();
-    eventually("the claim is active", || {
-        let mut api = api.clone();
-        let id = claim.id.clone();
-        async move { (api.claim(&id).await.state == v1::ClaimState::Active as i32).then_some(()) }
-    })
-    .await;
+    api.wait_state(&claim.id, v1::ClaimState::Active).await;
     let tenant = manager.channel_as("t@example.com", &["tenant:acme"]).await;
     let refused = v1::audit_service_client::AuditServiceClient::new(tenant)
         .list_events(v1::ListEventsRequest::default())
@@ -75,7 +45,7 @@ async fn a_scrape_shows_the_calls_claims_capacity_and_liveness() {
     )
     .await;
 
-    let (status, text) = get(metrics, "/metrics").await;
+    let (status, text) = http_get(metrics, "/metrics").await;
     assert!(status.contains("200"), "{status}");
     let rpc = |service: &str, method: &str, code: &str| {
         sample(
@@ -157,7 +127,7 @@ async fn a_scrape_shows_the_calls_claims_capacity_and_liveness() {
     }
     // The counters move as the scenario goes on.
     api.create_claim(spec("acme", "small", 1)).await.unwrap();
-    let (_, later) = get(metrics, "/metrics").await;
+    let (_, later) = http_get(metrics, "/metrics").await;
     assert_eq!(
         sample(
             &later,
@@ -170,7 +140,7 @@ async fn a_scrape_shows_the_calls_claims_capacity_and_liveness() {
         "{later}"
     );
 
-    let (status, _) = get(metrics, "/other").await;
+    let (status, _) = http_get(metrics, "/other").await;
     assert!(status.contains("404"), "{status}");
     agent.stop().await;
     manager.stop().await;

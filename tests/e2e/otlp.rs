@@ -99,13 +99,7 @@ fn manager(dir: &std::path::Path, endpoint: &str, env: &[(&str, &str)]) -> (Chil
 /// The value of the connector's `series` (`sent`, `dropped`) on the
 /// manager's metrics at `addr`.
 async fn counter(addr: &str, series: &str) -> u64 {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).await.unwrap();
+    let (_, text) = http_get(addr.parse().unwrap(), "/metrics").await;
     let prefix = format!("theia_connector_{series}_total{{connector=\"otlp\"}} ");
     text.lines()
         .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
@@ -186,15 +180,9 @@ async fn spans_of_calls_decisions_and_commits_reach_the_collector() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_collector_holds_nothing_up_and_what_does_not_fit_is_counted() {
     init();
-    // Takes connections and never says a word: every export hangs.
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", silent.local_addr().unwrap());
-    let held = tokio::spawn(async move {
-        let mut open = Vec::new();
-        while let Ok((stream, _)) = silent.accept().await {
-            open.push(stream);
-        }
-    });
+    // Every export to it hangs.
+    let silent = Silent::start().await;
+    let endpoint = format!("http://{}", silent.addr);
     let dir = tempfile::tempdir().unwrap();
     let (_manager, addr, metrics) = manager(
         dir.path(),
@@ -208,17 +196,10 @@ async fn a_stalled_collector_holds_nothing_up_and_what_does_not_fit_is_counted()
     for i in 0..20 {
         api.create_tenant(&format!("t{i}"), &[]).await;
     }
-    let tenants = api
-        .tenants
-        .list_tenants(v1::ListTenantsRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(tenants.tenants.len(), 20);
+    assert_eq!(api.tenant_names().await.len(), 20);
     // Forty calls and commits or more, a queue of four: most were dropped.
     let dropped = counter(&metrics, "dropped").await;
     assert!(dropped >= 20, "{dropped}");
-    held.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -231,11 +212,5 @@ async fn with_no_collector_there_the_manager_serves_as_ever() {
     for i in 0..20 {
         api.create_tenant(&format!("t{i}"), &[]).await;
     }
-    let tenants = api
-        .tenants
-        .list_tenants(v1::ListTenantsRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(tenants.tenants.len(), 20);
+    assert_eq!(api.tenant_names().await.len(), 20);
 }

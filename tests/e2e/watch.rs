@@ -77,11 +77,7 @@ async fn claim_watchers_hear_their_claims_change_and_resume_where_they_left() {
         "compute.vcpu=8",
         dir.path().join("a"),
     );
-    eventually("dc-a reports", || {
-        let mut api = api.clone();
-        async move { api.dc("dc-a").await.filter(|d| !d.capacity.is_empty()) }
-    })
-    .await;
+    api.wait_reported("dc-a").await;
     let tenant = manager.channel_as("t@example.com", &["tenant:acme"]).await;
     let mut as_tenant = watch_claims(tenant, v1::WatchClaimsRequest::default()).await;
     let mut gold = watch_claims(
