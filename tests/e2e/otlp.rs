@@ -17,9 +17,12 @@ use theia::api::v1;
 
 use crate::common::*;
 
-/// Every export the stand-in took.
+/// Every export the stand-in took; it refuses the first one (UNAVAILABLE).
 #[derive(Clone, Default)]
-struct Collector(Arc<Mutex<Vec<ExportTraceServiceRequest>>>);
+struct Collector(
+    Arc<Mutex<Vec<ExportTraceServiceRequest>>>,
+    Arc<Mutex<usize>>,
+);
 
 #[tonic::async_trait]
 impl TraceService for Collector {
@@ -27,6 +30,11 @@ impl TraceService for Collector {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut refused = self.1.lock().unwrap();
+        if *refused == 0 {
+            *refused += 1;
+            return Err(tonic::Status::unavailable("warming up"));
+        }
         self.0.lock().unwrap().push(request.into_inner());
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
@@ -173,6 +181,8 @@ async fn spans_of_calls_decisions_and_commits_reach_the_collector() {
             .any(|(k, v)| k == "request_id" && !v.is_empty()),
         "{create:?}"
     );
+    // The first export was refused, retried, and nothing was lost.
+    assert_eq!(*collector.1.lock().unwrap(), 1);
     assert!(counter(&metrics, "sent").await > 0);
     assert_eq!(counter(&metrics, "dropped").await, 0);
 }

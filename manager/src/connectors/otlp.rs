@@ -5,7 +5,8 @@
 //!
 //! Finished spans wait in a bounded queue of the manager's own, and a task
 //! exports them in batches, so a slow or dead collector never slows the
-//! manager: spans that do not fit are dropped and counted. The SDK's
+//! manager: spans that do not fit are dropped and counted, and a failed
+//! export is tried twice more with backoff before its spans are. The SDK's
 //! variables size it: `OTEL_BSP_MAX_QUEUE_SIZE` (2048),
 //! `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` (512) and `OTEL_BSP_SCHEDULE_DELAY`
 //! (1000 ms).
@@ -99,10 +100,10 @@ impl Queued {
                 let closed = matches!(more, Ok(0));
                 if !spans.is_empty() {
                     let n = spans.len() as u64;
-                    match exporter.export(std::mem::take(&mut spans)).await {
-                        Ok(()) => STATS.sent.fetch_add(n, Ordering::Relaxed),
-                        Err(_) => STATS.dropped.fetch_add(n, Ordering::Relaxed),
-                    };
+                    let batch = std::mem::take(&mut spans);
+                    let sent = export_retrying(&exporter, batch, closed).await;
+                    let counter = if sent { &STATS.sent } else { &STATS.dropped };
+                    counter.fetch_add(n, Ordering::Relaxed);
                 }
                 STATS
                     .queued
@@ -118,6 +119,31 @@ impl Queued {
             done,
         }
     }
+}
+
+/// Tries to export one more time after a failure.
+const RETRIES: u32 = 2;
+
+/// Exports `batch`, retrying a failure with backoff (once the queue is
+/// closed, at exit, without waiting); whether it went out.
+async fn export_retrying(
+    exporter: &opentelemetry_otlp::SpanExporter,
+    batch: Vec<SpanData>,
+    closing: bool,
+) -> bool {
+    let mut wait = Duration::from_millis(200);
+    for attempt in 0..=RETRIES {
+        match exporter.export(batch.clone()).await {
+            Ok(()) => return true,
+            Err(e) if attempt < RETRIES && !closing => {
+                tracing::debug!(error = %e, retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "span export failed; will retry");
+                tokio::time::sleep(wait).await;
+                wait *= 4;
+            }
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 impl SpanProcessor for Queued {
